@@ -1,0 +1,112 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+)
+
+// Config is the homeserver's configuration. The toml tags name the keys of
+// the config file that `medicus server init` writes (see server/homedir).
+type Config struct {
+	ServerName      string `toml:"server_name"`       // DNS name, e.g. "uk-freiburg.example"
+	Listen          string `toml:"listen"`            // client API address, e.g. "127.0.0.1:8443"
+	TLSCertFile     string `toml:"tls_cert_file"`     // PEM certificate chain of the client API
+	TLSKeyFile      string `toml:"tls_key_file"`      // PEM private key of the client API
+	DatabaseFile    string `toml:"database_file"`     // SQLite file
+	MediaDir        string `toml:"media_dir"`         // content-addressed blob store
+	MaxMessageBytes int64  `toml:"max_message_bytes"` // largest room or device message body
+	MaxMediaBytes   int64  `toml:"max_media_bytes"`   // largest media upload
+
+	// LoginFailuresPerMinute and LoginFailureBurst limit failed logins per
+	// account and per client address.
+	LoginFailuresPerMinute float64 `toml:"login_failures_per_minute"`
+	LoginFailureBurst      int     `toml:"login_failure_burst"`
+
+	// MaxKeyPackagesPerDevice bounds the unclaimed key packages a device may
+	// store; MaxKeyPackagesPerUpload bounds one upload.
+	MaxKeyPackagesPerDevice int `toml:"max_key_packages_per_device"`
+	MaxKeyPackagesPerUpload int `toml:"max_key_packages_per_upload"`
+
+	// SyncRingEvents is how many recent events are kept in memory for live
+	// sync; devices further behind catch up from the database.
+	SyncRingEvents int `toml:"sync_ring_events"`
+	// SyncWriteTimeout closes a sync connection whose client does not read.
+	SyncWriteTimeout Duration `toml:"sync_write_timeout"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Duration is a time.Duration written as a string ("10s") in config files.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration such as "10s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig returns a configuration whose every field has a working
+// default except the server name and the file locations.
+func DefaultConfig() Config {
+	return Config{
+		Listen:                  "127.0.0.1:8443",
+		MaxMessageBytes:         1 << 20,
+		MaxMediaBytes:           100 << 20,
+		LoginFailuresPerMinute:  5,
+		LoginFailureBurst:       10,
+		MaxKeyPackagesPerDevice: 500,
+		MaxKeyPackagesPerUpload: 200,
+		SyncRingEvents:          16384,
+		SyncWriteTimeout:        Duration{15 * time.Second},
+		ShutdownTimeout:         Duration{10 * time.Second},
+	}
+}
+
+var serverNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// ValidServerName reports whether name is a lower-case DNS name.
+func ValidServerName(name string) bool {
+	return len(name) <= 253 && serverNameRE.MatchString(name)
+}
+
+// Validate reports the first problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if !ValidServerName(c.ServerName) {
+		errs = append(errs, fmt.Errorf("server_name %q is not a lower-case DNS name", c.ServerName))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	for key, v := range map[string]string{"tls_cert_file": c.TLSCertFile, "tls_key_file": c.TLSKeyFile, "database_file": c.DatabaseFile, "media_dir": c.MediaDir} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", key))
+		}
+	}
+	if c.MaxMessageBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max_message_bytes %d is below 1024", c.MaxMessageBytes))
+	}
+	if c.MaxMediaBytes < 1 {
+		errs = append(errs, fmt.Errorf("max_media_bytes %d must be positive", c.MaxMediaBytes))
+	}
+	if c.LoginFailuresPerMinute <= 0 || c.LoginFailureBurst < 1 {
+		errs = append(errs, errors.New("login_failures_per_minute and login_failure_burst must be positive"))
+	}
+	if c.MaxKeyPackagesPerDevice < 1 || c.MaxKeyPackagesPerUpload < 1 {
+		errs = append(errs, errors.New("key package limits must be positive"))
+	}
+	if c.SyncRingEvents < 1 {
+		errs = append(errs, errors.New("sync_ring_events must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/medicus-health/medicus/proto"
+	"github.com/medicus-health/medicus/server/store"
+)
+
+// maxKeyPackageBytes bounds one opaque MLS KeyPackage; real ones are a few
+// hundred bytes, post-quantum ones a few kilobytes.
+const maxKeyPackageBytes = 16 << 10
+
+func (s *Server) handleUploadKeys(w http.ResponseWriter, r *http.Request, c caller) {
+	var req proto.UploadKeyPackagesRequest
+	limit := base64Limit(int64(s.cfg.MaxKeyPackagesPerUpload+1) * maxKeyPackageBytes)
+	if err := decodeJSON(w, r, limit, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(req.KeyPackages) > s.cfg.MaxKeyPackagesPerUpload {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, proto.ErrTooLarge, "at most %d key packages per upload", s.cfg.MaxKeyPackagesPerUpload))
+		return
+	}
+	for _, kp := range append(req.KeyPackages, req.LastResort) {
+		if len(kp) > maxKeyPackageBytes {
+			s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, proto.ErrTooLarge, "key package exceeds %d bytes", maxKeyPackageBytes))
+			return
+		}
+	}
+	for _, kp := range req.KeyPackages {
+		if len(kp) == 0 {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "empty key package"))
+			return
+		}
+	}
+	n, _, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if n+len(req.KeyPackages) > s.cfg.MaxKeyPackagesPerDevice {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrLimitExceeded, "a device may hold at most %d unclaimed key packages", s.cfg.MaxKeyPackagesPerDevice))
+		return
+	}
+	var lastResort []byte
+	if len(req.LastResort) > 0 {
+		lastResort = req.LastResort
+	}
+	if err := s.store.AddKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID, req.KeyPackages, lastResort); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.countKeys(w, r, c)
+}
+
+func (s *Server) handleCountKeys(w http.ResponseWriter, r *http.Request, c caller) { s.countKeys(w, r, c) }
+
+func (s *Server) countKeys(w http.ResponseWriter, r *http.Request, c caller) {
+	n, lr, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.KeyPackageCount{Unclaimed: n, HasLastResort: lr})
+}
+
+func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c caller) {
+	target, err := s.targetUser(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if c.User.Role == proto.RolePatient && target.ID != c.User.ID {
+		// Claiming is the first step of adding someone to a group, which
+		// patients may not do (and it would let them drain key packages).
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "patients cannot claim other users' key packages"))
+		return
+	}
+	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(kps) == 0 {
+		s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNoKeyPackage, "%s has no device with a key package", target.ID))
+		return
+	}
+	resp := proto.ClaimKeyPackagesResponse{UserID: target.ID}
+	for _, kp := range kps {
+		resp.KeyPackages = append(resp.KeyPackages, proto.ClaimedKeyPackage{DeviceID: kp.DeviceID, KeyPackage: kp.Data, LastResort: kp.LastResort})
+	}
+	s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: "key_package_claim", Target: target.ID, Address: clientAddress(r)})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// maxDeviceMessagesPerRequest bounds one send_to_device request.
+const maxDeviceMessagesPerRequest = 1000
+
+func (s *Server) handleSendToDevice(w http.ResponseWriter, r *http.Request, c caller) {
+	txn := r.PathValue("txn")
+	if !txnIDRE.MatchString(txn) {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed transaction id"))
+		return
+	}
+	var req proto.SendToDeviceRequest
+	if err := decodeJSON(w, r, base64Limit(s.cfg.MaxMessageBytes)+64<<10, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(req.Messages) == 0 || len(req.Messages) > maxDeviceMessagesPerRequest {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "1-%d messages per request", maxDeviceMessagesPerRequest))
+		return
+	}
+	now := time.Now()
+	msgs := make([]store.DeviceMessage, 0, len(req.Messages))
+	var total int64
+	for _, m := range req.Messages {
+		total += int64(len(m.Body))
+		if !kindRE.MatchString(m.Kind) {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "invalid message kind"))
+			return
+		}
+		local, server, err := ParseUserID(m.UserID, s.cfg.ServerName)
+		if err != nil || server != s.cfg.ServerName {
+			s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNotFound, "no local user %q", m.UserID))
+			return
+		}
+		msgs = append(msgs, store.DeviceMessage{TargetUser: "@" + local + ":" + server, TargetDevice: m.DeviceID,
+			Sender: c.User.ID, SenderDevice: c.Device.DeviceID, TxnID: txn, Kind: m.Kind, Body: m.Body, Time: now})
+	}
+	if total > s.cfg.MaxMessageBytes {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, proto.ErrTooLarge, "device messages exceed %d bytes", s.cfg.MaxMessageBytes))
+		return
+	}
+	// Every target device must exist; a message to nowhere is an error, not a silent drop.
+	for _, m := range msgs {
+		devs, err := s.store.Devices(r.Context(), m.TargetUser)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		found := false
+		for _, d := range devs {
+			found = found || d.DeviceID == m.TargetDevice
+		}
+		if !found {
+			s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNotFound, "no device %s of %s", m.TargetDevice, m.TargetUser))
+			return
+		}
+	}
+	if err := s.store.QueueDeviceMessages(r.Context(), msgs); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, m := range msgs {
+		s.hub.NotifyDevice(m.TargetUser, m.TargetDevice)
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) handleAckDeviceMessages(w http.ResponseWriter, r *http.Request, c caller) {
+	var req proto.AckRequest
+	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.ackDeviceMessages(r, c, req.UpTo); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) ackDeviceMessages(r *http.Request, c caller, upTo int64) error {
+	if upTo < 0 {
+		return errorf(http.StatusBadRequest, proto.ErrInvalidParam, "up_to must not be negative")
+	}
+	err := s.store.AckDeviceMessages(r.Context(), c.User.ID, c.Device.DeviceID, upTo)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}

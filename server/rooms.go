@@ -1,0 +1,266 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/medicus-health/medicus/proto"
+	"github.com/medicus-health/medicus/server/store"
+)
+
+// Room policy (DESIGN.md): patients cannot create rooms or invite; only
+// joined moderators add or remove members; every user, bots included, joins
+// only rooms it is invited to.
+
+func (s *Server) roomFromPath(r *http.Request) (store.Room, error) {
+	id := r.PathValue("room")
+	if !roomIDRE.MatchString(id) {
+		return store.Room{}, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed room id")
+	}
+	room, err := s.store.Room(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Room{}, errorf(http.StatusNotFound, proto.ErrNotFound, "no such room")
+	}
+	return room, err
+}
+
+func (s *Server) handleCreateRoom(w http.ResponseWriter, r *http.Request, c caller) {
+	var req proto.CreateRoomRequest
+	if err := decodeJSON(w, r, 16<<10, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if c.User.Role == proto.RolePatient {
+		writeError(w, http.StatusForbidden, proto.ErrForbidden, "patients cannot create rooms")
+		return
+	}
+	room := store.Room{ID: newRoomID(s.cfg.ServerName), Hub: s.cfg.ServerName, Name: truncate(req.Name, 256), Creator: c.User.ID, CreatedAt: time.Now()}
+	if _, err := s.store.CreateRoom(r.Context(), room, c.Device.DeviceID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: "room_create", Target: room.ID, Address: clientAddress(r)})
+	writeJSON(w, http.StatusOK, proto.CreateRoomResponse{RoomID: room.ID})
+}
+
+func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request, c caller) {
+	rooms, err := s.store.RoomsOf(r.Context(), c.User.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := proto.RoomsResponse{Rooms: []proto.Room{}}
+	for _, room := range rooms {
+		members, err := s.store.Members(r.Context(), room.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		last, err := s.store.LastSeq(r.Context(), room.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		pr := proto.Room{RoomID: room.ID, Hub: room.Hub, Name: room.Name, LastSeq: last, Members: []proto.Member{}}
+		for _, m := range members {
+			if m.Membership == proto.MembershipLeave {
+				continue
+			}
+			pr.Members = append(pr.Members, proto.Member{UserID: m.UserID, Role: m.Role, RoomRole: m.RoomRole, Membership: m.Membership})
+		}
+		resp.Rooms = append(resp.Rooms, pr)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// membershipChange runs one policy-checked membership update and answers.
+func (s *Server) membershipChange(w http.ResponseWriter, r *http.Request, c caller, target, membership, roomRole, action string,
+	check func(actor, target store.Member) error) {
+	room, err := s.roomFromPath(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, err = s.store.UpdateMembership(r.Context(), store.MembershipUpdate{
+		RoomID: room.ID, Actor: c.User.ID, DeviceID: c.Device.DeviceID, Target: target,
+		Membership: membership, RoomRole: roomRole, Check: check,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: action, Target: room.ID + " " + target, Address: clientAddress(r)})
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User, error) {
+	var req proto.UserRequest
+	if err := decodeJSON(w, r, 16<<10, &req); err != nil {
+		return store.User{}, err
+	}
+	local, server, err := ParseUserID(req.UserID, s.cfg.ServerName)
+	if err != nil {
+		return store.User{}, errorf(http.StatusBadRequest, proto.ErrInvalidUsername, "%v", err)
+	}
+	if server != s.cfg.ServerName {
+		// Remote users are reached through federation, which a later
+		// component adds; until then they cannot be invited.
+		return store.User{}, errorf(http.StatusNotFound, proto.ErrNotFound, "user %s is not on this server", req.UserID)
+	}
+	u, err := s.store.User(r.Context(), "@"+local+":"+server)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, errorf(http.StatusNotFound, proto.ErrNotFound, "no such user")
+	}
+	return u, err
+}
+
+var (
+	errNotModerator = errorf(http.StatusForbidden, proto.ErrForbidden, "only joined moderators of the room may do this")
+	errPatient      = errorf(http.StatusForbidden, proto.ErrForbidden, "patients cannot invite")
+)
+
+func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c caller) {
+	if c.User.Role == proto.RolePatient {
+		s.fail(w, r, errPatient)
+		return
+	}
+	target, err := s.targetUser(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if target.Disabled {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "user is disabled"))
+		return
+	}
+	s.membershipChange(w, r, c, target.ID, proto.MembershipInvite, proto.RoomRoleMember, "room_invite", func(actor, t store.Member) error {
+		if actor.Membership != proto.MembershipJoin || actor.RoomRole != proto.RoomRoleModerator {
+			return errNotModerator
+		}
+		if t.Membership == proto.MembershipJoin || t.Membership == proto.MembershipInvite {
+			return errorf(http.StatusConflict, proto.ErrConflict, "user is already %sd", t.Membership)
+		}
+		return nil
+	})
+}
+
+func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request, c caller) {
+	s.membershipChange(w, r, c, c.User.ID, proto.MembershipJoin, proto.RoomRoleMember, "room_join", func(actor, _ store.Member) error {
+		if actor.Membership == proto.MembershipJoin {
+			return errorf(http.StatusConflict, proto.ErrConflict, "already joined")
+		}
+		if actor.Membership != proto.MembershipInvite {
+			return errorf(http.StatusForbidden, proto.ErrForbidden, "rooms can only be joined on invitation")
+		}
+		return nil
+	})
+}
+
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request, c caller) {
+	s.membershipChange(w, r, c, c.User.ID, proto.MembershipLeave, proto.RoomRoleMember, "room_leave", func(actor, _ store.Member) error {
+		if actor.Membership != proto.MembershipJoin && actor.Membership != proto.MembershipInvite {
+			return errorf(http.StatusForbidden, proto.ErrForbidden, "not a member of the room")
+		}
+		return nil
+	})
+}
+
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, c caller) {
+	target, err := s.targetUser(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.membershipChange(w, r, c, target.ID, proto.MembershipLeave, proto.RoomRoleMember, "room_remove", func(actor, t store.Member) error {
+		if actor.Membership != proto.MembershipJoin || actor.RoomRole != proto.RoomRoleModerator {
+			return errNotModerator
+		}
+		if t.Membership != proto.MembershipJoin && t.Membership != proto.MembershipInvite {
+			return errorf(http.StatusNotFound, proto.ErrNotFound, "user is not a member of the room")
+		}
+		return nil
+	})
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c caller) {
+	txn := r.PathValue("txn")
+	if !txnIDRE.MatchString(txn) {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "transaction id must be 1-128 of A-Z a-z 0-9 . _ ~ -"))
+		return
+	}
+	var req proto.SendRequest
+	if err := decodeJSON(w, r, base64Limit(s.cfg.MaxMessageBytes), &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if int64(len(req.Body)) > s.cfg.MaxMessageBytes {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, proto.ErrTooLarge, "message body exceeds %d bytes", s.cfg.MaxMessageBytes))
+		return
+	}
+	if !kindRE.MatchString(req.Kind) || req.Kind == proto.KindMember {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "invalid message kind"))
+		return
+	}
+	room, err := s.roomFromPath(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ev, _, err := s.store.AppendMessage(r.Context(), store.Append{RoomID: room.ID, Sender: c.User.ID, DeviceID: c.Device.DeviceID, TxnID: txn, Kind: req.Kind, Body: req.Body})
+	if errors.Is(err, store.ErrForbidden) {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "not a joined member of the room"))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.SendResponse{Seq: ev.Seq, Stream: ev.Stream})
+}
+
+const maxHistoryLimit = 1000
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request, c caller) {
+	room, err := s.roomFromPath(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	m, err := s.store.Member(r.Context(), room.ID, c.User.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Membership != proto.MembershipJoin) {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "not a joined member of the room"))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	from, limit := int64(1), 100
+	if v := r.URL.Query().Get("from"); v != "" {
+		if from, err = strconv.ParseInt(v, 10, 64); err != nil || from < 1 {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "from must be a sequence number ≥ 1"))
+			return
+		}
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxHistoryLimit {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "limit must be 1-%d", maxHistoryLimit))
+			return
+		}
+	}
+	evs, err := s.store.History(r.Context(), room.ID, from, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := proto.HistoryResponse{Events: evs}
+	if resp.Events == nil {
+		resp.Events = []proto.Event{}
+	}
+	if len(evs) == limit {
+		resp.Next = evs[len(evs)-1].Seq + 1
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/medicus-health/medicus/proto"
+	"github.com/medicus-health/medicus/server/hub"
+)
+
+const (
+	syncBatch       = 512
+	pingInterval    = 30 * time.Second
+	pongWait        = 75 * time.Second
+	maxClientFrame  = 64 << 10
+	closeGoingAway  = "server shutting down"
+	deviceMsgsBatch = 256
+)
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  4096,
+	WriteBufferSize: 64 << 10,
+	// Sync authenticates with the Authorization header, which a foreign web
+	// page cannot set on a WebSocket, so cross-origin requests carry no
+	// ambient authority.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// roomFilter decides which stream events a user sees: events of rooms the
+// user was joined to when they happened, and member events about the user.
+// Replays from the store and live delivery use the same filter, so a resumed
+// connection sees exactly what an uninterrupted one would.
+type roomFilter struct {
+	user   string
+	joined map[string]bool
+}
+
+func (f *roomFilter) visible(ev *proto.Event) bool {
+	about := ev.Kind == proto.KindMember && ev.Member != nil && ev.Member.UserID == f.user
+	show := f.joined[ev.RoomID] || about
+	if about {
+		if ev.Member.Membership == proto.MembershipJoin {
+			f.joined[ev.RoomID] = true
+		} else {
+			delete(f.joined, ev.RoomID)
+		}
+	}
+	return show
+}
+
+// syncSession is one device's sync WebSocket.
+type syncSession struct {
+	s      *Server
+	c      caller
+	conn   *websocket.Conn
+	sub    *hub.Subscription
+	filter roomFilter
+	cursor int64
+	lastDM int64
+}
+
+func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, c caller) {
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseInt(v, 10, 64); err != nil || since < 0 {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "since must be a stream position ≥ 0"))
+			return
+		}
+	}
+	select {
+	case <-s.shutdown:
+		s.fail(w, r, errorf(http.StatusServiceUnavailable, proto.ErrUnavailable, "server is shutting down"))
+		return
+	default:
+	}
+	history, err := s.store.MembershipEventsUpTo(r.Context(), c.User.ID, since)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.sessions.Add(1)
+	defer s.sessions.Done()
+	defer conn.Close()
+
+	sess := &syncSession{s: s, c: c, conn: conn, cursor: since,
+		filter: roomFilter{user: c.User.ID, joined: map[string]bool{}}}
+	for i := range history {
+		sess.filter.visible(&history[i])
+	}
+	sess.sub = s.hub.Subscribe(c.User.ID, c.Device.DeviceID)
+	defer s.hub.Unsubscribe(sess.sub)
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	go sess.readLoop(ctx, cancel, r)
+	if err := sess.run(ctx); err != nil {
+		s.log.Debug("sync session ended", "user", c.User.ID, "device", c.Device.DeviceID, "err", err)
+	}
+}
+
+// readLoop handles client frames (acknowledgements) and pongs; it cancels
+// the session when the connection fails.
+func (ss *syncSession) readLoop(ctx context.Context, cancel context.CancelFunc, r *http.Request) {
+	defer cancel()
+	ss.conn.SetReadLimit(maxClientFrame)
+	ss.conn.SetReadDeadline(time.Now().Add(pongWait))
+	ss.conn.SetPongHandler(func(string) error { return ss.conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		_, data, err := ss.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var f proto.SyncFrame
+		if err := json.Unmarshal(data, &f); err != nil || f.Type != proto.FrameAck || f.Ack == nil {
+			ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseUnsupportedData, "expected an ack frame"), time.Now().Add(time.Second))
+			return
+		}
+		if err := ss.s.ackDeviceMessages(r.WithContext(ctx), ss.c, f.Ack.UpTo); err != nil {
+			ss.s.log.Warn("acknowledge device messages", "user", ss.c.User.ID, "err", err)
+			return
+		}
+	}
+}
+
+func (ss *syncSession) run(ctx context.Context) error {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	first := true
+	for {
+		if err := ss.catchUp(ctx); err != nil {
+			return err
+		}
+		if first {
+			if err := ss.writeJSON(proto.SyncFrame{Type: proto.FrameCaughtUp, Stream: ss.cursor}); err != nil {
+				return err
+			}
+		}
+		if first || ss.sub.TakeDeviceMessageFlag() {
+			if err := ss.deliverDeviceMessages(ctx); err != nil {
+				return err
+			}
+		}
+		first = false
+		select {
+		case <-ss.sub.C:
+		case <-ping.C:
+			if err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration)); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ss.s.shutdown:
+			ss.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, closeGoingAway), time.Now().Add(time.Second))
+			return nil
+		}
+	}
+}
+
+// catchUp sends every visible event after the cursor, from the hub's ring
+// when it still holds them and from the store otherwise.
+func (ss *syncSession) catchUp(ctx context.Context) error {
+	for {
+		select {
+		case <-ss.s.shutdown:
+			return nil
+		default:
+		}
+		var raws [][]byte
+		var next int64
+		entries, ok := ss.s.hub.Since(ss.cursor, syncBatch)
+		if ok {
+			if len(entries) == 0 {
+				return nil
+			}
+			for i := range entries {
+				if ss.filter.visible(&entries[i].Event) {
+					raws = append(raws, entries[i].JSON)
+				}
+			}
+			next = entries[len(entries)-1].Event.Stream
+		} else {
+			// Everything up to known is committed and visible to this read.
+			known := ss.s.hub.Last()
+			evs, err := ss.s.store.StreamSince(ctx, ss.c.User.ID, ss.cursor, syncBatch)
+			if err != nil {
+				return err
+			}
+			for i := range evs {
+				if ss.filter.visible(&evs[i]) {
+					b, err := json.Marshal(evs[i])
+					if err != nil {
+						return err
+					}
+					raws = append(raws, b)
+				}
+			}
+			next = ss.cursor
+			if len(evs) > 0 {
+				next = evs[len(evs)-1].Stream
+			}
+			if len(evs) < syncBatch {
+				next = max(next, known)
+			}
+			if next == ss.cursor {
+				return nil
+			}
+		}
+		if len(raws) > 0 {
+			if err := ss.writeEvents(raws); err != nil {
+				return err
+			}
+		}
+		ss.cursor = next
+	}
+}
+
+func (ss *syncSession) writeEvents(raws [][]byte) error {
+	var buf bytes.Buffer
+	buf.WriteString(`{"type":"` + proto.FrameEvents + `","events":[`)
+	buf.Write(bytes.Join(raws, []byte(",")))
+	buf.WriteString(`]}`)
+	ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration))
+	return ss.conn.WriteMessage(websocket.TextMessage, buf.Bytes())
+}
+
+func (ss *syncSession) writeJSON(f proto.SyncFrame) error {
+	ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration))
+	return ss.conn.WriteJSON(f)
+}
+
+func (ss *syncSession) deliverDeviceMessages(ctx context.Context) error {
+	for {
+		msgs, err := ss.s.store.DeviceMessagesAfter(ctx, ss.c.User.ID, ss.c.Device.DeviceID, ss.lastDM, deviceMsgsBatch)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			dm := proto.DeviceMessage{ID: m.ID, Sender: m.Sender, SenderDevice: m.SenderDevice, Kind: m.Kind, Body: m.Body, Time: m.Time}
+			if err := ss.writeJSON(proto.SyncFrame{Type: proto.FrameDeviceMessage, DeviceMessage: &dm}); err != nil {
+				return err
+			}
+			ss.lastDM = m.ID
+		}
+		if len(msgs) < deviceMsgsBatch {
+			return nil
+		}
+	}
+}
