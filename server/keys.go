@@ -56,7 +56,9 @@ func (s *Server) handleUploadKeys(w http.ResponseWriter, r *http.Request, c call
 	s.countKeys(w, r, c)
 }
 
-func (s *Server) handleCountKeys(w http.ResponseWriter, r *http.Request, c caller) { s.countKeys(w, r, c) }
+func (s *Server) handleCountKeys(w http.ResponseWriter, r *http.Request, c caller) {
+	s.countKeys(w, r, c)
+}
 
 func (s *Server) countKeys(w http.ResponseWriter, r *http.Request, c caller) {
 	n, lr, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID)

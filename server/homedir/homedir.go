@@ -1,0 +1,226 @@
+// Package homedir creates and loads a homeserver directory: the commented
+// config file (medicus.toml), the SQLite database, the media store, and the
+// TLS material of the client API with the CA certificate (ca.pem) that
+// clients must trust.
+package homedir
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/medicus-health/medicus/crypto/pki"
+	"github.com/medicus-health/medicus/server"
+)
+
+// File names inside a homeserver directory.
+const (
+	ConfigFile = "medicus.toml"
+	CAFile     = "ca.pem"
+	caKeyFile  = "ca-key.pem"
+	certFile   = "tls-cert.pem"
+	keyFile    = "tls-key.pem"
+	dbFile     = "medicus.db"
+	mediaDir   = "media"
+)
+
+// InitOptions configure Init.
+type InitOptions struct {
+	// TLSCertFile and TLSKeyFile, if both set, are an operator-supplied
+	// certificate and key used instead of a local CA's; they are copied into
+	// the directory and CAFile is not written unless CACertFile is given.
+	TLSCertFile string
+	TLSKeyFile  string
+	// CACertFile is the CA certificate that clients must trust for an
+	// operator-supplied certificate; copied to DIR/ca.pem.
+	CACertFile string
+}
+
+// Init creates a homeserver directory. It refuses a directory that already
+// holds a config file.
+func Init(dir, serverName, listen string, opts InitOptions) (server.Config, error) {
+	if !server.ValidServerName(serverName) {
+		return server.Config{}, fmt.Errorf("server name %q is not a lower-case DNS name", serverName)
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return server.Config{}, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return server.Config{}, fmt.Errorf("%s already holds a homeserver (%s exists)", dir, ConfigFile)
+	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return server.Config{}, errors.New("give both a TLS certificate and its key, or neither")
+	}
+	if opts.TLSCertFile != "" {
+		if err := copyFile(opts.TLSCertFile, filepath.Join(dir, certFile), 0o644); err != nil {
+			return server.Config{}, err
+		}
+		if err := copyFile(opts.TLSKeyFile, filepath.Join(dir, keyFile), 0o600); err != nil {
+			return server.Config{}, err
+		}
+		if opts.CACertFile != "" {
+			if err := copyFile(opts.CACertFile, filepath.Join(dir, CAFile), 0o644); err != nil {
+				return server.Config{}, err
+			}
+		}
+	} else if err := makeLocalCA(dir, serverName, host); err != nil {
+		return server.Config{}, err
+	}
+
+	cfg := server.DefaultConfig()
+	cfg.ServerName = serverName
+	cfg.Listen = listen
+	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.DatabaseFile, cfg.MediaDir = certFile, keyFile, dbFile, mediaDir
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(configText(cfg)), 0o600); err != nil {
+		return server.Config{}, fmt.Errorf("write config: %w", err)
+	}
+	abs := resolve(dir, cfg)
+	if err := os.MkdirAll(abs.MediaDir, 0o700); err != nil {
+		return server.Config{}, err
+	}
+	// Create the database and run its migrations now, so a broken disk shows
+	// at init rather than at first start.
+	admin, err := server.OpenAdmin(abs)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("create database: %w", err)
+	}
+	if err := admin.Close(); err != nil {
+		return server.Config{}, err
+	}
+	return abs, nil
+}
+
+func makeLocalCA(dir, serverName, host string) error {
+	ca, err := pki.NewCA("medicus local CA for "+serverName, pki.CAValidity)
+	if err != nil {
+		return err
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = append(ips, ip)
+	}
+	ips = append(ips, net.ParseIP("127.0.0.1"), net.IPv6loopback)
+	leaf, err := ca.Issue(serverName, ips, pki.LeafValidity)
+	if err != nil {
+		return err
+	}
+	for _, step := range []error{
+		pki.WriteCertPEM(filepath.Join(dir, CAFile), ca.Cert),
+		pki.WriteKeyPEM(filepath.Join(dir, caKeyFile), ca.Key),
+		pki.WriteCertPEM(filepath.Join(dir, certFile), leaf.Cert),
+		pki.WriteKeyPEM(filepath.Join(dir, keyFile), leaf.Key),
+	} {
+		if step != nil {
+			return step
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string, mode os.FileMode) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", from, err)
+	}
+	if err := os.WriteFile(to, data, mode); err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	return nil
+}
+
+// Load reads DIR/medicus.toml over the defaults; relative paths in it are
+// relative to DIR.
+func Load(dir string) (server.Config, error) {
+	cfg := server.DefaultConfig()
+	path := filepath.Join(dir, ConfigFile)
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if undec := md.Undecoded(); len(undec) > 0 {
+		keys := make([]string, len(undec))
+		for i, k := range undec {
+			keys[i] = k.String()
+		}
+		return server.Config{}, fmt.Errorf("%s: unknown keys %s", path, strings.Join(keys, ", "))
+	}
+	cfg = resolve(dir, cfg)
+	if err := cfg.Validate(); err != nil {
+		return server.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func resolve(dir string, cfg server.Config) server.Config {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = abs(cfg.TLSCertFile), abs(cfg.TLSKeyFile)
+	cfg.DatabaseFile, cfg.MediaDir = abs(cfg.DatabaseFile), abs(cfg.MediaDir)
+	return cfg
+}
+
+func configText(c server.Config) string {
+	return fmt.Sprintf(`# medicus homeserver configuration.
+# Relative paths are relative to this file's directory. Restart the server
+# after changing anything here.
+
+# The DNS name of this homeserver. It is part of every user id
+# (@alice:%[1]s) and room id, and must never change once users exist.
+server_name = %[1]q
+
+# Address of the client API (HTTPS and the sync WebSocket).
+listen = %[2]q
+
+# TLS certificate chain and key of the client API. "medicus server init"
+# issued them from a local CA whose certificate is ca.pem; clients must trust
+# ca.pem. Replace them with certificates from the hospital's PKI if you have one.
+tls_cert_file = %[3]q
+tls_key_file = %[4]q
+
+# SQLite database (WAL mode; back up with "sqlite3 medicus.db .backup").
+database_file = %[5]q
+
+# Directory of media blobs, stored by the SHA-256 of their encrypted content.
+media_dir = %[6]q
+
+# Largest room message or device message body in bytes (ciphertext).
+max_message_bytes = %[7]d
+
+# Largest media upload in bytes.
+max_media_bytes = %[8]d
+
+# Failed logins allowed per minute, per account and per client address,
+# after a burst of login_failure_burst failures.
+login_failures_per_minute = %[9]g
+login_failure_burst = %[10]d
+
+# Unclaimed MLS key packages a device may store, and per upload.
+max_key_packages_per_device = %[11]d
+max_key_packages_per_upload = %[12]d
+
+# Recent events kept in memory for live sync; devices further behind catch
+# up from the database.
+sync_ring_events = %[13]d
+
+# A sync connection whose client does not read for this long is closed.
+sync_write_timeout = %[14]q
+
+# On SIGINT/SIGTERM, in-flight requests get this long to finish.
+shutdown_timeout = %[15]q
+`, c.ServerName, c.Listen, c.TLSCertFile, c.TLSKeyFile, c.DatabaseFile, c.MediaDir, c.MaxMessageBytes, c.MaxMediaBytes,
+		c.LoginFailuresPerMinute, c.LoginFailureBurst, c.MaxKeyPackagesPerDevice, c.MaxKeyPackagesPerUpload, c.SyncRingEvents,
+		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String())
+}

@@ -1,0 +1,57 @@
+package homedir
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medicus-health/medicus/crypto/pki"
+)
+
+func TestInitThenLoadGivesWorkingConfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hs")
+	cfg, err := Init(dir, "uk-freiburg.example", "127.0.0.1:0", InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded != cfg {
+		t.Fatalf("Load = %+v\nInit = %+v", loaded, cfg)
+	}
+	for _, f := range []string{ConfigFile, CAFile, "tls-cert.pem", "tls-key.pem", "medicus.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s missing: %v", f, err)
+		}
+	}
+	if _, err := pki.LoadCertPool(filepath.Join(dir, CAFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir, "uk-freiburg.example", "127.0.0.1:0", InitOptions{}); err == nil {
+		t.Fatal("second Init of the same directory succeeded")
+	}
+}
+
+func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, "a.example", "127.0.0.1:8443", InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ConfigFile)
+	orig, _ := os.ReadFile(path)
+	os.WriteFile(path, append(append([]byte{}, orig...), "\nmax_mesage_bytes = 5\n"...), 0o600)
+	if _, err := Load(dir); err == nil {
+		t.Error("misspelt key accepted")
+	}
+	bad := strings.Replace(string(orig), `server_name = "a.example"`, `server_name = "Not A Name"`, 1)
+	if bad == string(orig) {
+		t.Fatal("config file has no server_name line to change")
+	}
+	os.WriteFile(path, []byte(bad), 0o600)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "server_name") {
+		t.Errorf("invalid server_name: err = %v", err)
+	}
+}
