@@ -1,0 +1,346 @@
+// Package api is a typed Go client for the medicus homeserver's client API
+// (docs/api.md): login and devices, rooms, the room log, the sync
+// WebSocket, key packages, direct device messages and media. It moves
+// opaque bytes; encryption happens above it, in the client library.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/medicus-health/medicus/proto"
+)
+
+// Error is an error answer of the server, with its stable code.
+type Error struct {
+	Status       int
+	Code         string
+	Message      string
+	RetryAfterMS int64
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
+
+// IsCode reports whether err is a server error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Client talks to one homeserver. Its zero value is not usable; use New.
+type Client struct {
+	base   *url.URL
+	http   *http.Client
+	tls    *tls.Config
+	token  string
+	UserID string
+	Device string
+}
+
+// New returns a client for the homeserver at baseURL ("https://host:port")
+// trusting the CAs in roots (nil: the system roots).
+func New(baseURL string, roots *x509.CertPool) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("homeserver URL %q: want https://host:port", baseURL)
+	}
+	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true}
+	return &Client{base: u, tls: tc, http: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}, nil
+}
+
+// SetToken sets the access token of an existing session.
+func (c *Client) SetToken(token string) { c.token = token }
+
+// Token returns the access token.
+func (c *Client) Token() string { return c.token }
+
+// CloseIdle closes idle connections.
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
+
+func (c *Client) url(path string, q url.Values) string {
+	u := *c.base
+	// path arrives escaped (segments went through url.PathEscape).
+	u.Path, _ = url.PathUnescape(path)
+	u.RawPath = path
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// do sends a request with a JSON (or raw) body and decodes a JSON answer.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	return decodeResponse(resp, out)
+}
+
+func decodeResponse(resp *http.Response, out any) error {
+	if resp.StatusCode >= 300 {
+		var e proto.Error
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(data, &e) != nil || e.Code == "" {
+			return &Error{Status: resp.StatusCode, Code: "HTTP_" + strconv.Itoa(resp.StatusCode), Message: string(data)}
+		}
+		return &Error{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfterMS: e.RetryAfterMS}
+	}
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(out); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, nil, body, "application/json", out)
+}
+
+// Health checks that the server answers.
+func (c *Client) Health(ctx context.Context) (proto.HealthResponse, error) {
+	var out proto.HealthResponse
+	err := c.doJSON(ctx, http.MethodGet, "/v1/health", nil, &out)
+	return out, err
+}
+
+// Login logs in and keeps the new device's token.
+func (c *Client) Login(ctx context.Context, userID, password, deviceName string) (proto.LoginResponse, error) {
+	var out proto.LoginResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/login", proto.LoginRequest{UserID: userID, Password: password, DeviceName: deviceName}, &out)
+	if err == nil {
+		c.token, c.UserID, c.Device = out.AccessToken, out.UserID, out.DeviceID
+	}
+	return out, err
+}
+
+// Logout ends this device's session.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/logout", struct{}{}, nil)
+}
+
+// Devices lists the user's devices.
+func (c *Client) Devices(ctx context.Context) ([]proto.Device, error) {
+	var out proto.DevicesResponse
+	err := c.doJSON(ctx, http.MethodGet, "/v1/devices", nil, &out)
+	return out.Devices, err
+}
+
+// RevokeDevice logs out another of the user's devices.
+func (c *Client) RevokeDevice(ctx context.Context, deviceID string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(deviceID), nil, nil)
+}
+
+// CreateRoom creates a room with this server as its hub.
+func (c *Client) CreateRoom(ctx context.Context, name string) (string, error) {
+	var out proto.CreateRoomResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/rooms", proto.CreateRoomRequest{Name: name}, &out)
+	return out.RoomID, err
+}
+
+// Rooms lists the rooms the user is invited to or joined.
+func (c *Client) Rooms(ctx context.Context) ([]proto.Room, error) {
+	var out proto.RoomsResponse
+	err := c.doJSON(ctx, http.MethodGet, "/v1/rooms", nil, &out)
+	return out.Rooms, err
+}
+
+func roomPath(room, action string) string { return "/v1/rooms/" + url.PathEscape(room) + "/" + action }
+
+// Invite invites a user to a room.
+func (c *Client) Invite(ctx context.Context, room, userID string) error {
+	return c.doJSON(ctx, http.MethodPost, roomPath(room, "invite"), proto.UserRequest{UserID: userID}, nil)
+}
+
+// Join accepts an invitation.
+func (c *Client) Join(ctx context.Context, room string) error {
+	return c.doJSON(ctx, http.MethodPost, roomPath(room, "join"), struct{}{}, nil)
+}
+
+// Leave leaves a room.
+func (c *Client) Leave(ctx context.Context, room string) error {
+	return c.doJSON(ctx, http.MethodPost, roomPath(room, "leave"), struct{}{}, nil)
+}
+
+// Remove removes a member from a room.
+func (c *Client) Remove(ctx context.Context, room, userID string) error {
+	return c.doJSON(ctx, http.MethodPost, roomPath(room, "remove"), proto.UserRequest{UserID: userID}, nil)
+}
+
+// Send posts an opaque message to a room under a transaction id; repeating
+// the transaction id returns the same sequence number.
+func (c *Client) Send(ctx context.Context, room, txnID, kind string, body []byte) (proto.SendResponse, error) {
+	var out proto.SendResponse
+	err := c.doJSON(ctx, http.MethodPut, roomPath(room, "send/"+url.PathEscape(txnID)), proto.SendRequest{Kind: kind, Body: body}, &out)
+	return out, err
+}
+
+// History returns up to limit events of a room from sequence number from.
+func (c *Client) History(ctx context.Context, room string, from int64, limit int) (proto.HistoryResponse, error) {
+	var out proto.HistoryResponse
+	q := url.Values{"from": {strconv.FormatInt(from, 10)}, "limit": {strconv.Itoa(limit)}}
+	err := c.do(ctx, http.MethodGet, roomPath(room, "messages"), q, nil, "", &out)
+	return out, err
+}
+
+// UploadKeyPackages stores key packages for this device.
+func (c *Client) UploadKeyPackages(ctx context.Context, pkgs [][]byte, lastResort []byte) (proto.KeyPackageCount, error) {
+	var out proto.KeyPackageCount
+	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/upload", proto.UploadKeyPackagesRequest{KeyPackages: pkgs, LastResort: lastResort}, &out)
+	return out, err
+}
+
+// CountKeyPackages reports this device's unclaimed key packages.
+func (c *Client) CountKeyPackages(ctx context.Context) (proto.KeyPackageCount, error) {
+	var out proto.KeyPackageCount
+	err := c.doJSON(ctx, http.MethodGet, "/v1/keys/count", nil, &out)
+	return out, err
+}
+
+// ClaimKeyPackages claims one key package per device of a user.
+func (c *Client) ClaimKeyPackages(ctx context.Context, userID string) (proto.ClaimKeyPackagesResponse, error) {
+	var out proto.ClaimKeyPackagesResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/claim", proto.ClaimKeyPackagesRequest{UserID: userID}, &out)
+	return out, err
+}
+
+// SendToDevice queues direct messages for devices.
+func (c *Client) SendToDevice(ctx context.Context, txnID string, msgs []proto.OutgoingDeviceMessage) error {
+	return c.doJSON(ctx, http.MethodPut, "/v1/send_to_device/"+url.PathEscape(txnID), proto.SendToDeviceRequest{Messages: msgs}, nil)
+}
+
+// AckDeviceMessages deletes this device's messages up to an id.
+func (c *Client) AckDeviceMessages(ctx context.Context, upTo int64) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/device_messages/ack", proto.AckRequest{UpTo: upTo}, nil)
+}
+
+// UploadMedia streams a blob posted in room; size is its length (or -1).
+func (c *Client) UploadMedia(ctx context.Context, room string, r io.Reader, size int64) (proto.MediaResponse, error) {
+	var out proto.MediaResponse
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v1/media", url.Values{"room": {room}}), r)
+	if err != nil {
+		return out, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return out, fmt.Errorf("upload media: %w", err)
+	}
+	defer resp.Body.Close()
+	err = decodeResponse(resp, &out)
+	return out, err
+}
+
+// DownloadMedia returns a blob's bytes, or the range [from, to] (inclusive)
+// when to ≥ from ≥ 0.
+func (c *Client) DownloadMedia(ctx context.Context, mediaID string, from, to int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/media/"+url.PathEscape(mediaID), nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if from >= 0 && to >= from {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download media: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return nil, decodeResponse(resp, nil)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// Sync is an open sync WebSocket.
+type Sync struct {
+	conn *websocket.Conn
+}
+
+// Sync opens the sync WebSocket, resuming after stream position since.
+func (c *Client) Sync(ctx context.Context, since int64) (*Sync, error) {
+	u := *c.base
+	u.Scheme = map[string]string{"https": "wss", "http": "ws"}[u.Scheme]
+	u.Path = "/v1/sync"
+	u.RawQuery = url.Values{"since": {strconv.FormatInt(since, 10)}}.Encode()
+	d := websocket.Dialer{TLSClientConfig: c.tls, HandshakeTimeout: 15 * time.Second}
+	h := http.Header{"Authorization": {"Bearer " + c.token}}
+	conn, resp, err := d.DialContext(ctx, u.String(), h)
+	if err != nil {
+		if resp != nil {
+			defer resp.Body.Close()
+			if apiErr := decodeResponse(resp, nil); apiErr != nil {
+				return nil, apiErr
+			}
+		}
+		return nil, fmt.Errorf("open sync: %w", err)
+	}
+	conn.SetReadLimit(64 << 20)
+	return &Sync{conn: conn}, nil
+}
+
+// Next reads the next frame. A server close arrives as a
+// *websocket.CloseError.
+func (s *Sync) Next() (proto.SyncFrame, error) {
+	var f proto.SyncFrame
+	_, data, err := s.conn.ReadMessage()
+	if err != nil {
+		return f, err
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return f, fmt.Errorf("decode sync frame: %w", err)
+	}
+	return f, nil
+}
+
+// SetReadDeadline bounds the wait in Next.
+func (s *Sync) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
+
+// Ack acknowledges device messages up to an id over the WebSocket.
+func (s *Sync) Ack(upTo int64) error {
+	return s.conn.WriteJSON(proto.SyncFrame{Type: proto.FrameAck, Ack: &proto.AckRequest{UpTo: upTo}})
+}
+
+// Close closes the connection.
+func (s *Sync) Close() error {
+	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	return s.conn.Close()
+}
