@@ -34,7 +34,13 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c caller)
 			writeError(w, http.StatusUnauthorized, proto.ErrMissingToken, "missing access token")
 			return
 		}
-		dev, err := s.store.DeviceByToken(r.Context(), hashToken(token))
+		hashed := hashToken(token)
+		now := time.Now()
+		if c, ok := s.auth.get(hashed, now); ok {
+			h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)), c)
+			return
+		}
+		dev, err := s.store.DeviceByToken(r.Context(), hashed)
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusUnauthorized, proto.ErrUnknownToken, "unknown or revoked access token")
 			return
@@ -53,6 +59,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c caller)
 			return
 		}
 		c := caller{User: user, Device: dev}
+		s.auth.put(hashed, c, now)
 		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)), c)
 	})
 }
@@ -197,6 +204,7 @@ func truncate(s string, n int) string {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, c caller) {
+	s.auth.evict(c.User.ID, c.Device.DeviceID)
 	if err := s.store.DeleteDevice(r.Context(), c.User.ID, c.Device.DeviceID); err != nil {
 		s.fail(w, r, err)
 		return
@@ -220,6 +228,7 @@ func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request, c caller)
 
 func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request, c caller) {
 	dev := r.PathValue("device")
+	s.auth.evict(c.User.ID, dev)
 	if err := s.store.DeleteDevice(r.Context(), c.User.ID, dev); err != nil {
 		s.fail(w, r, err)
 		return

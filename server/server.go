@@ -36,6 +36,7 @@ type Server struct {
 	tls    *tls.Config
 	media  *mediaStore
 	limits *loginLimiter
+	auth   *authCache
 
 	// shutdown is closed when Serve begins shutting down; sync sessions
 	// watch it to send their close frames.
@@ -65,6 +66,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		log:      logger,
 		media:    media,
 		limits:   newLoginLimiter(cfg.LoginFailuresPerMinute, cfg.LoginFailureBurst),
+		auth:     newAuthCache(),
 		shutdown: make(chan struct{}),
 		tls: &tls.Config{
 			MinVersion:   tls.VersionTLS12,

@@ -1,9 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -226,12 +226,21 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 }
 
 func (ss *syncSession) writeEvents(raws [][]byte) error {
-	var buf bytes.Buffer
-	buf.WriteString(`{"type":"` + proto.FrameEvents + `","events":[`)
-	buf.Write(bytes.Join(raws, []byte(",")))
-	buf.WriteString(`]}`)
 	ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration))
-	return ss.conn.WriteMessage(websocket.TextMessage, buf.Bytes())
+	w, err := ss.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	// Stream the cached encodings into the frame without joining them first.
+	io.WriteString(w, `{"type":"`+proto.FrameEvents+`","events":[`)
+	for i, raw := range raws {
+		if i > 0 {
+			io.WriteString(w, ",")
+		}
+		w.Write(raw)
+	}
+	io.WriteString(w, `]}`)
+	return w.Close()
 }
 
 func (ss *syncSession) writeJSON(f proto.SyncFrame) error {

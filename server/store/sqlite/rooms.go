@@ -14,6 +14,15 @@ import (
 
 const eventColumns = `stream, room_id, seq, sender, device_id, kind, body, ts, COALESCE(target_user, ''), COALESCE(membership, ''), COALESCE(room_role, '')`
 
+// Statements of the append path, prepared once (see hotStatements).
+const (
+	qNextSeq     = `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`
+	qInsertEvent = `INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING stream`
+	qFindTxn    = `SELECT ` + eventColumns + ` FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`
+	qMembership = `SELECT membership FROM members WHERE room_id = ? AND user_id = ?`
+)
+
 type scanner interface{ Scan(dest ...any) error }
 
 func scanEvent(s scanner) (proto.Event, error) {
@@ -54,15 +63,22 @@ func queryEvents(ctx context.Context, db *sql.DB, what, query string, args ...an
 // Stream positions come from the AUTOINCREMENT key, so they grow in commit
 // order: the single writer makes the two orders agree.
 func (db *DB) appendEvent(tx *sql.Tx, ev *proto.Event, txnID *string) error {
-	if err := tx.QueryRow(`UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`, ev.RoomID).Scan(&ev.Seq); err != nil {
+	upd, err := db.stmt(tx, qNextSeq)
+	if err != nil {
+		return err
+	}
+	if err := upd.QueryRow(ev.RoomID).Scan(&ev.Seq); err != nil {
 		return notFound(err, "room "+ev.RoomID)
 	}
 	var target, membership, roomRole any
 	if ev.Member != nil {
 		target, membership, roomRole = ev.Member.UserID, ev.Member.Membership, ev.Member.RoomRole
 	}
-	err := tx.QueryRow(`INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING stream`,
+	ins, err := db.stmt(tx, qInsertEvent)
+	if err != nil {
+		return err
+	}
+	err = ins.QueryRow(
 		ev.RoomID, ev.Seq, ev.Sender, ev.DeviceID, txnID, ev.Kind, ev.Body, ms(ev.Time), target, membership, roomRole).Scan(&ev.Stream)
 	if err != nil {
 		return fmt.Errorf("append to room %s: %w", ev.RoomID, err)
@@ -217,8 +233,11 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 	duplicate := false
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if a.TxnID != "" {
-			row := tx.QueryRow(`SELECT `+eventColumns+` FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`,
-				a.RoomID, a.Sender, a.DeviceID, a.TxnID)
+			q, err := db.stmt(tx, qFindTxn)
+			if err != nil {
+				return err
+			}
+			row := q.QueryRow(a.RoomID, a.Sender, a.DeviceID, a.TxnID)
 			prev, err := scanEvent(row)
 			if err == nil {
 				ev, duplicate = prev, true
@@ -229,7 +248,11 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 			}
 		}
 		var membership string
-		err := tx.QueryRow(`SELECT membership FROM members WHERE room_id = ? AND user_id = ?`, a.RoomID, a.Sender).Scan(&membership)
+		q, err := db.stmt(tx, qMembership)
+		if err != nil {
+			return err
+		}
+		err = q.QueryRow(a.RoomID, a.Sender).Scan(&membership)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("membership of %s: %w", a.Sender, err)
 		}
