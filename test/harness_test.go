@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // homeserver is a medicus homeserver running as a child process.
 type homeserver struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	name   string
 	addr   string
@@ -63,7 +63,7 @@ type homeserver struct {
 }
 
 // freeAddr returns a loopback address with a port that was free just now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func medicus(t *testing.T, stdin string, args ...string) string {
+func medicus(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(medicusBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -85,7 +85,7 @@ func medicus(t *testing.T, stdin string, args ...string) string {
 
 // newHomeserver initialises a homeserver directory; edit tweaks its config
 // file before the first start (nil for none).
-func newHomeserver(t *testing.T, name string, edit func(config string) string) *homeserver {
+func newHomeserver(t testing.TB, name string, edit func(config string) string) *homeserver {
 	t.Helper()
 	hs := &homeserver{t: t, dir: filepath.Join(t.TempDir(), name), name: name, addr: freeAddr(t)}
 	out := medicus(t, "", "server", "init", "--dir", hs.dir, "--name", name, "--listen", hs.addr)
@@ -123,14 +123,18 @@ func (hs *homeserver) start() {
 	t := hs.t
 	t.Helper()
 	hs.stderr = &bytes.Buffer{}
-	hs.cmd = exec.Command(medicusBin, "server", "run", "--dir", hs.dir)
+	args := []string{"server", "run", "--dir", hs.dir}
+	if p := os.Getenv("MEDICUS_E2E_CPUPROFILE"); p != "" {
+		args = append(args, "--cpu-profile", p)
+	}
+	hs.cmd = exec.Command(medicusBin, args...)
 	hs.cmd.Stderr = hs.stderr
 	if err := hs.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	hs.exited = make(chan struct{})
 	go func() { hs.cmd.Wait(); close(hs.exited) }()
-	t.Cleanup(func() { hs.stop(syscall.SIGKILL) })
+	t.Cleanup(func() { hs.stop(syscall.SIGTERM) })
 	c := hs.client()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -331,6 +331,13 @@ func (s *Sync) Next() (proto.SyncFrame, error) {
 	return f, nil
 }
 
+// NextRaw reads the next frame without decoding it, for consumers that
+// need only a few fields of a high-volume stream.
+func (s *Sync) NextRaw() ([]byte, error) {
+	_, data, err := s.conn.ReadMessage()
+	return data, err
+}
+
 // SetReadDeadline bounds the wait in Next.
 func (s *Sync) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
 

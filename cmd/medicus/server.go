@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +53,7 @@ func serverInitCmd() *cobra.Command {
 func serverRunCmd() *cobra.Command {
 	var dir string
 	var debug bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "run --dir DIR",
 		Short: "Run a homeserver until SIGINT or SIGTERM, then shut down gracefully",
@@ -64,6 +66,17 @@ func serverRunCmd() *cobra.Command {
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			srv, err := server.New(cfg, logger)
@@ -80,6 +93,7 @@ func serverRunCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "homeserver directory (required)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) to this file until shutdown")
 	cmd.MarkFlagRequired("dir")
 	return cmd
 }
