@@ -180,4 +180,3 @@ func BenchmarkFanout(b *testing.B) {
 	b.Run("receivers=100/senders=32/unpaced", func(b *testing.B) { runFanout(b, 100, 32, 0) })
 	b.Run("receivers=100/senders=8/rate=1000", func(b *testing.B) { runFanout(b, 100, 8, 1000) })
 }
-
