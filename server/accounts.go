@@ -23,8 +23,6 @@ type caller struct {
 	Device store.Device
 }
 
-func callerOf(ctx context.Context) caller { return ctx.Value(ctxKey{}).(caller) }
-
 // authed wraps a handler that needs an access token (Authorization: Bearer).
 func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -74,6 +72,10 @@ type loginLimiter struct {
 	burst    int
 	buckets  map[string]*bucket
 	overflow *rate.Limiter
+	// swept is when the map was last scanned for idle buckets; scans run at
+	// most once a second so a flood of new keys cannot make every attempt
+	// walk the whole map.
+	swept time.Time
 }
 
 type bucket struct {
@@ -99,6 +101,10 @@ func (l *loginLimiter) bucket(key string, now time.Time) *rate.Limiter {
 		return b.lim
 	}
 	if len(l.buckets) >= maxLimiterKeys {
+		if now.Sub(l.swept) < time.Second {
+			return l.overflow
+		}
+		l.swept = now
 		// A bucket idle long enough to be full again carries no state.
 		full := time.Duration(float64(l.burst)/l.perMin*float64(time.Minute)) + time.Second
 		for k, b := range l.buckets {
@@ -175,7 +181,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if server != s.cfg.ServerName || errors.Is(err, store.ErrNotFound) {
 		hash = dummyHash()
 	}
-	if perr := password.Verify(req.Password, hash); perr != nil || err != nil || server != s.cfg.ServerName {
+	// Each argon2id verification holds 19 MiB; a bounded number run at once
+	// so that a login flood costs time, not memory.
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-r.Context().Done():
+		s.fail(w, r, r.Context().Err())
+		return
+	}
+	perr := password.Verify(req.Password, hash)
+	<-s.hashSlots
+	if perr != nil || err != nil || server != s.cfg.ServerName {
 		s.limits.fail(now, "user:"+userID, "addr:"+addr)
 		s.audit(r.Context(), store.AuditEntry{Actor: userID, Action: "login_failed", Address: addr})
 		writeError(w, http.StatusForbidden, proto.ErrForbidden, "invalid user id or password")

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -37,6 +38,8 @@ type Server struct {
 	media  *mediaStore
 	limits *loginLimiter
 	auth   *authCache
+	// hashSlots bounds concurrent password verifications (see handleLogin).
+	hashSlots chan struct{}
 
 	// shutdown is closed when Serve begins shutting down; sync sessions
 	// watch it to send their close frames.
@@ -62,12 +65,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      logger,
-		media:    media,
-		limits:   newLoginLimiter(cfg.LoginFailuresPerMinute, cfg.LoginFailureBurst),
-		auth:     newAuthCache(),
-		shutdown: make(chan struct{}),
+		cfg:       cfg,
+		log:       logger,
+		media:     media,
+		limits:    newLoginLimiter(cfg.LoginFailuresPerMinute, cfg.LoginFailureBurst),
+		auth:      newAuthCache(),
+		hashSlots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		shutdown:  make(chan struct{}),
 		tls: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{cert},
