@@ -220,6 +220,16 @@ func (hs *homeserver) assertNoPlaintext(marker []byte) {
 	}
 }
 
+// setConfig replaces old by new in a config file's text, failing the test if
+// old is not there (so a changed default cannot silently void a test).
+func setConfig(t testing.TB, cfg, old, new string) string {
+	t.Helper()
+	if !strings.Contains(cfg, old) {
+		t.Fatalf("config file lacks %q", old)
+	}
+	return strings.Replace(cfg, old, new, 1)
+}
+
 // sealer encrypts test payloads client-side as a real client would, so the
 // server only ever sees ciphertext.
 type sealer struct{ aead cipher.AEAD }

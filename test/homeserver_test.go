@@ -490,7 +490,7 @@ func TestNonMembersCannotReadRoomsOrDownloadMedia(t *testing.T) {
 
 func TestOversizedBodiesAreRefusedAndChangeNothing(t *testing.T) {
 	hs := newHomeserver(t, "uk-freiburg.example", func(cfg string) string {
-		return strings.Replace(cfg, "max_media_bytes = 104857600", "max_media_bytes = 200000", 1)
+		return setConfig(t, cfg, "max_media_bytes = 104857600", "max_media_bytes = 200000")
 	})
 	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
 	hs.start()

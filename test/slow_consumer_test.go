@@ -15,7 +15,11 @@ import (
 // in order, served from the database for the part that left the ring.
 func TestSlowConsumerDoesNotBlockOthersAndCatchesUpFromTheStore(t *testing.T) {
 	hs := newHomeserver(t, "uk-freiburg.example", func(cfg string) string {
-		return strings.Replace(cfg, "sync_ring_events = 16384", "sync_ring_events = 64", 1)
+		// A small ring forces the store path; a long write timeout keeps the
+		// stalled connection open (by default the server closes a socket
+		// that does not read for 15 s, and the client resumes by cursor).
+		cfg = setConfig(t, cfg, "sync_ring_events = 16384", "sync_ring_events = 64")
+		return setConfig(t, cfg, `sync_write_timeout = "15s"`, `sync_write_timeout = "10m0s"`)
 	})
 	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
 	hs.start()
