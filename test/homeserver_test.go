@@ -110,6 +110,17 @@ func countKind(c *collector, room, kind string) int {
 	return n
 }
 
+// twoDoctorsInARoom starts a homeserver (config edited by edit, if not nil)
+// with doctors alice and bob logged in and joined to alice's room.
+func twoDoctorsInARoom(t *testing.T, edit func(string) string) (hs *homeserver, alice, bob *api.Client, room string) {
+	t.Helper()
+	hs = newHomeserver(t, "uk-freiburg.example", edit)
+	a, b := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
+	hs.start()
+	alice, bob = hs.login(a), hs.login(b)
+	return hs, alice, bob, setupRoom(t, alice, bob)
+}
+
 // setupRoom creates a room of alice's with bob joined.
 func setupRoom(t *testing.T, alice, bob *api.Client) string {
 	t.Helper()
@@ -128,11 +139,7 @@ func setupRoom(t *testing.T, alice, bob *api.Client) string {
 }
 
 func TestTwoUsersExchange1000MessagesAndSeeTheSameOrder(t *testing.T) {
-	hs := newHomeserver(t, "uk-freiburg.example", nil)
-	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
-	hs.start()
-	ca, cb := hs.login(alice), hs.login(bob)
-	room := setupRoom(t, ca, cb)
+	hs, ca, cb, room := twoDoctorsInARoom(t, nil)
 	ctx := ctxT(t)
 	sa, err := ca.Sync(ctx, 0)
 	if err != nil {
@@ -266,11 +273,7 @@ func TestReconnectWithCursorGetsExactlyTheMissedMessages(t *testing.T) {
 }
 
 func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
-	hs := newHomeserver(t, "uk-freiburg.example", nil)
-	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
-	hs.start()
-	ca, cb := hs.login(alice), hs.login(bob)
-	room := setupRoom(t, ca, cb)
+	hs, ca, cb, room := twoDoctorsInARoom(t, nil)
 	seal := newSealer(t)
 
 	type acked struct {
@@ -314,7 +317,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	wg.Wait()
 
 	hs.start()
-	c := hs.login(bob)
+	c := hs.login(cb.UserID)
 	stored := map[int64][]byte{}
 	for from := int64(1); from != 0; {
 		h, err := c.History(ctxT(t), room, from, 1000)
@@ -336,11 +339,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 }
 
 func TestDuplicateTransactionIDStoresOnce(t *testing.T) {
-	hs := newHomeserver(t, "uk-freiburg.example", nil)
-	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
-	hs.start()
-	ca, cb := hs.login(alice), hs.login(bob)
-	room := setupRoom(t, ca, cb)
+	hs, ca, cb, room := twoDoctorsInARoom(t, nil)
 	ctx := ctxT(t)
 	seal := newSealer(t)
 	body := seal.seal([]byte("DUP-MARKER"))
@@ -489,13 +488,9 @@ func TestNonMembersCannotReadRoomsOrDownloadMedia(t *testing.T) {
 }
 
 func TestOversizedBodiesAreRefusedAndChangeNothing(t *testing.T) {
-	hs := newHomeserver(t, "uk-freiburg.example", func(cfg string) string {
+	hs, ca, _, room := twoDoctorsInARoom(t, func(cfg string) string {
 		return setConfig(t, cfg, "max_media_bytes = 104857600", "max_media_bytes = 200000")
 	})
-	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
-	hs.start()
-	ca, cb := hs.login(alice), hs.login(bob)
-	room := setupRoom(t, ca, cb)
 	ctx := ctxT(t)
 	before, err := ca.History(ctx, room, 1, 100)
 	if err != nil {

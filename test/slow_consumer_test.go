@@ -14,19 +14,15 @@ import (
 // when the stalled device finally reads, it gets every message exactly once,
 // in order, served from the database for the part that left the ring.
 func TestSlowConsumerDoesNotBlockOthersAndCatchesUpFromTheStore(t *testing.T) {
-	hs := newHomeserver(t, "uk-freiburg.example", func(cfg string) string {
+	hs, ca, cb, room := twoDoctorsInARoom(t, func(cfg string) string {
 		// A small ring forces the store path; a long write timeout keeps the
 		// stalled connection open (by default the server closes a socket
 		// that does not read for 15 s, and the client resumes by cursor).
 		cfg = setConfig(t, cfg, "sync_ring_events = 16384", "sync_ring_events = 64")
 		return setConfig(t, cfg, `sync_write_timeout = "15s"`, `sync_write_timeout = "10m0s"`)
 	})
-	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
-	hs.start()
-	ca, cb := hs.login(alice), hs.login(bob)
-	room := setupRoom(t, ca, cb)
 	ctx := ctxT(t)
-	stalled, err := hs.login(bob).Sync(ctx, 0) // opened, then not read
+	stalled, err := hs.login(cb.UserID).Sync(ctx, 0) // opened, then not read
 	if err != nil {
 		t.Fatal(err)
 	}
