@@ -1,0 +1,89 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/medicus-health/medicus/client/api"
+	"github.com/medicus-health/medicus/crypto/pki"
+)
+
+// TestDemoRunsAHomeserverWithUsersOfEveryRole runs the README's first
+// command (as the built binary), logs in with a printed account, and checks
+// that Ctrl-C stops it and removes its directory.
+func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
+	cmd := exec.Command(medicusBin, "demo")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	var url, caPath, dir string
+	users := map[string][2]string{} // role → user, password
+	lines := bufio.NewScanner(stdout)
+	urlRE := regexp.MustCompile(`is running at (https://\S+)`)
+	userRE := regexp.MustCompile(`^(@\S+)\s+(doctor|nurse|patient|bot|admin)\s+(\S+)$`)
+	for lines.Scan() {
+		line := lines.Text()
+		if m := urlRE.FindStringSubmatch(line); m != nil {
+			url = m[1]
+		}
+		if v, ok := strings.CutPrefix(line, "CA certificate to trust: "); ok {
+			caPath = v
+		}
+		if v, ok := strings.CutPrefix(line, "directory: "); ok {
+			dir = strings.Fields(v)[0]
+		}
+		if m := userRE.FindStringSubmatch(line); m != nil {
+			users[m[2]] = [2]string{m[1], m[3]}
+		}
+		if strings.Contains(line, "Press Ctrl-C to stop") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	for _, role := range []string{"doctor", "nurse", "patient", "bot", "admin"} {
+		if _, ok := users[role]; !ok {
+			t.Fatalf("demo printed no %s account", role)
+		}
+	}
+	roots, err := pki.LoadCertPool(caPath)
+	if err != nil {
+		t.Fatalf("demo CA %q: %v", caPath, err)
+	}
+	c, err := api.New(url, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doc := users["doctor"]
+	if _, err := c.Login(ctx, doc[0], doc[1], "demo-test"); err != nil {
+		t.Fatalf("login with the printed doctor account: %v", err)
+	}
+	if _, err := c.CreateRoom(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseIdle()
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo did not exit cleanly on SIGINT: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Fatalf("demo directory %s still exists after exit (%v)", filepath.Dir(dir), err)
+	}
+}
