@@ -1,0 +1,179 @@
+// Package keyschedule implements the MLS key schedule (RFC 9420 §8): the
+// joiner, welcome and epoch secrets and everything derived from the epoch
+// secret, the PSK secret (§8.4), the exporter (§8.5), the external key pair
+// (§8.3), transcript hashes (§8.2) and the confirmation tag (§6.1).
+package keyschedule
+
+import (
+	"fmt"
+
+	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
+	"github.com/medicus-health/medicus/crypto/mls/internal/codec"
+)
+
+// Epoch holds the secrets of one epoch (RFC 9420 §8, Table 4). Callers
+// delete what they have consumed (RFC 9420 §9.2) by dropping the references.
+type Epoch struct {
+	JoinerSecret       []byte
+	WelcomeSecret      []byte
+	EpochSecret        []byte
+	SenderDataSecret   []byte
+	EncryptionSecret   []byte
+	ExporterSecret     []byte
+	EpochAuthenticator []byte
+	ExternalSecret     []byte
+	ConfirmationKey    []byte
+	MembershipKey      []byte
+	ResumptionPSK      []byte
+	InitSecret         []byte // init_secret for the next epoch
+}
+
+// JoinerSecret computes ExpandWithLabel(Extract(init_secret_[n-1],
+// commit_secret), "joiner", GroupContext_[n], Nh) (RFC 9420 §8).
+func JoinerSecret(suite *ciphersuite.Suite, prevInitSecret, commitSecret, groupContext []byte) ([]byte, error) {
+	prk := suite.Extract(prevInitSecret, commitSecret)
+	js, err := suite.ExpandWithLabel(prk, "joiner", groupContext, suite.Nh())
+	if err != nil {
+		return nil, fmt.Errorf("joiner secret: %w", err)
+	}
+	return js, nil
+}
+
+// FromJoiner derives the epoch's secrets from the joiner secret, the PSK
+// secret (nil means Nh zero bytes) and the encoded GroupContext (RFC 9420 §8).
+func FromJoiner(suite *ciphersuite.Suite, joinerSecret, pskSecret, groupContext []byte) (*Epoch, error) {
+	if pskSecret == nil {
+		pskSecret = make([]byte, suite.Nh())
+	}
+	member := suite.Extract(joinerSecret, pskSecret)
+	e := &Epoch{JoinerSecret: joinerSecret}
+	var err error
+	if e.WelcomeSecret, err = suite.DeriveSecret(member, "welcome"); err != nil {
+		return nil, fmt.Errorf("welcome secret: %w", err)
+	}
+	if e.EpochSecret, err = suite.ExpandWithLabel(member, "epoch", groupContext, suite.Nh()); err != nil {
+		return nil, fmt.Errorf("epoch secret: %w", err)
+	}
+	for _, d := range []struct {
+		label string
+		dst   *[]byte
+	}{
+		{"sender data", &e.SenderDataSecret},
+		{"encryption", &e.EncryptionSecret},
+		{"exporter", &e.ExporterSecret},
+		{"external", &e.ExternalSecret},
+		{"confirm", &e.ConfirmationKey},
+		{"membership", &e.MembershipKey},
+		{"resumption", &e.ResumptionPSK},
+		{"authentication", &e.EpochAuthenticator},
+		{"init", &e.InitSecret},
+	} {
+		if *d.dst, err = suite.DeriveSecret(e.EpochSecret, d.label); err != nil {
+			return nil, fmt.Errorf("%s secret: %w", d.label, err)
+		}
+	}
+	return e, nil
+}
+
+// Derive runs the whole schedule for a new epoch from the previous init
+// secret, the commit secret, the PSK secret (nil for none) and the encoded
+// GroupContext of the new epoch.
+func Derive(suite *ciphersuite.Suite, prevInitSecret, commitSecret, pskSecret, groupContext []byte) (*Epoch, error) {
+	js, err := JoinerSecret(suite, prevInitSecret, commitSecret, groupContext)
+	if err != nil {
+		return nil, err
+	}
+	return FromJoiner(suite, js, pskSecret, groupContext)
+}
+
+// WelcomeKeyNonce derives the key and nonce that encrypt the GroupInfo in a
+// Welcome (RFC 9420 §12.4.3.1).
+func WelcomeKeyNonce(suite *ciphersuite.Suite, welcomeSecret []byte) (key, nonce []byte, err error) {
+	if key, err = suite.ExpandWithLabel(welcomeSecret, "key", nil, suite.Nk()); err != nil {
+		return nil, nil, err
+	}
+	if nonce, err = suite.ExpandWithLabel(welcomeSecret, "nonce", nil, suite.Nn()); err != nil {
+		return nil, nil, err
+	}
+	return key, nonce, nil
+}
+
+// Export is MLS-Exporter(label, context, length) = ExpandWithLabel(
+// DeriveSecret(exporter_secret, label), "exported", Hash(context), length)
+// (RFC 9420 §8.5).
+func Export(suite *ciphersuite.Suite, exporterSecret []byte, label string, context []byte, length int) ([]byte, error) {
+	s, err := suite.DeriveSecret(exporterSecret, label)
+	if err != nil {
+		return nil, fmt.Errorf("exporter: %w", err)
+	}
+	out, err := suite.ExpandWithLabel(s, "exported", suite.Hash(context), length)
+	if err != nil {
+		return nil, fmt.Errorf("exporter: %w", err)
+	}
+	return out, nil
+}
+
+// ExternalKeyPair derives the group's external HPKE key pair from the
+// external secret (RFC 9420 §8.3).
+func ExternalKeyPair(suite *ciphersuite.Suite, externalSecret []byte) (priv, pub []byte, err error) {
+	return suite.DeriveKEMKeyPair(externalSecret)
+}
+
+// PSK is one pre-shared key, in the order of the PreSharedKey proposals
+// (RFC 9420 §8.4). ID is the encoded PreSharedKeyID (codec.Marshal of a
+// wire.PreSharedKeyID).
+type PSK struct {
+	ID     []byte
+	Secret []byte
+}
+
+// PSKSecret combines PSKs into psk_secret (RFC 9420 §8.4): with
+// psk_input_[i] = ExpandWithLabel(Extract(0, psk_[i]), "derived psk",
+// PSKLabel{id, index, count}, Nh), psk_secret_[i+1] = Extract(psk_input_[i],
+// psk_secret_[i]) from psk_secret_[0] = 0. No PSKs give Nh zero bytes.
+func PSKSecret(suite *ciphersuite.Suite, psks []PSK) ([]byte, error) {
+	zero := make([]byte, suite.Nh())
+	secret := zero
+	if len(psks) > 0xffff {
+		return nil, fmt.Errorf("psk secret: %d psks", len(psks))
+	}
+	for i, p := range psks {
+		var w codec.Writer
+		w.WriteRaw(p.ID)
+		w.WriteUint16(uint16(i))
+		w.WriteUint16(uint16(len(psks)))
+		label, err := w.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("psk label: %w", err)
+		}
+		in, err := suite.ExpandWithLabel(suite.Extract(zero, p.Secret), "derived psk", label, suite.Nh())
+		if err != nil {
+			return nil, fmt.Errorf("psk input %d: %w", i, err)
+		}
+		secret = suite.Extract(in, secret)
+	}
+	return secret, nil
+}
+
+// ConfirmedTranscriptHash is Hash(interim_transcript_hash_[n-1] ||
+// ConfirmedTranscriptHashInput) (RFC 9420 §8.2); input is the encoded
+// ConfirmedTranscriptHashInput (wire_format, FramedContent, signature).
+func ConfirmedTranscriptHash(suite *ciphersuite.Suite, interimBefore, input []byte) []byte {
+	return suite.Hash(append(append([]byte(nil), interimBefore...), input...))
+}
+
+// InterimTranscriptHash is Hash(confirmed_transcript_hash ||
+// InterimTranscriptHashInput{confirmation_tag}) (RFC 9420 §8.2).
+func InterimTranscriptHash(suite *ciphersuite.Suite, confirmed, confirmationTag []byte) []byte {
+	var w codec.Writer
+	w.WriteRaw(confirmed)
+	w.WriteOpaque(confirmationTag)
+	b, _ := w.Bytes() // a MAC always fits a varint length
+	return suite.Hash(b)
+}
+
+// ConfirmationTag is MAC(confirmation_key, confirmed_transcript_hash)
+// (RFC 9420 §6.1).
+func ConfirmationTag(suite *ciphersuite.Suite, confirmationKey, confirmedTranscriptHash []byte) []byte {
+	return suite.MAC(confirmationKey, confirmedTranscriptHash)
+}
