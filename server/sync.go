@@ -21,6 +21,12 @@ const (
 	maxClientFrame  = 64 << 10
 	closeGoingAway  = "server shutting down"
 	deviceMsgsBatch = 256
+
+	// frameInterval is the least time between two event frames of one
+	// connection. Under load it gathers the events of several commits into
+	// one frame (one TLS record and syscall instead of many per receiver);
+	// an idle connection sends at once, so it adds no latency there.
+	frameInterval = 5 * time.Millisecond
 )
 
 var upgrader = websocket.Upgrader{
@@ -63,6 +69,12 @@ type syncSession struct {
 	filter roomFilter
 	cursor int64
 	lastDM int64
+
+	// Reused between frames so that fan-out does not allocate per event.
+	entries []hub.Entry
+	raws    [][]byte
+	// lastFrame is when the last event frame was written.
+	lastFrame time.Time
 }
 
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, c caller) {
@@ -154,6 +166,9 @@ func (ss *syncSession) run(ctx context.Context) error {
 		first = false
 		select {
 		case <-ss.sub.C:
+			if err := ss.gather(ctx); err != nil {
+				return err
+			}
 		case <-ping.C:
 			if err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration)); err != nil {
 				return err
@@ -167,6 +182,26 @@ func (ss *syncSession) run(ctx context.Context) error {
 	}
 }
 
+// gather waits, if the last event frame went out less than frameInterval
+// ago, until that interval has passed, so that the next frame carries the
+// events committed meanwhile.
+func (ss *syncSession) gather(ctx context.Context) error {
+	wait := frameInterval - time.Since(ss.lastFrame)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ss.s.shutdown:
+		return nil
+	}
+}
+
 // catchUp sends every visible event after the cursor, from the hub's ring
 // when it still holds them and from the store otherwise.
 func (ss *syncSession) catchUp(ctx context.Context) error {
@@ -176,9 +211,10 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 			return nil
 		default:
 		}
-		var raws [][]byte
+		raws := ss.raws[:0]
 		var next int64
-		entries, ok := ss.s.hub.Since(ss.cursor, syncBatch)
+		entries, ok := ss.s.hub.Since(ss.entries[:0], ss.cursor, syncBatch)
+		ss.entries = entries
 		if ok {
 			if len(entries) == 0 {
 				return nil
@@ -220,7 +256,12 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 			if err := ss.writeEvents(raws); err != nil {
 				return err
 			}
+			ss.lastFrame = time.Now()
 		}
+		// Drop references to event bodies between frames.
+		clear(ss.entries)
+		clear(raws)
+		ss.raws = raws[:0]
 		ss.cursor = next
 	}
 }

@@ -137,28 +137,28 @@ func (h *Hub) Last() int64 {
 	return h.last
 }
 
-// Since returns up to limit entries with stream > cursor, in order. ok is
-// false if entries after cursor have already left the ring, in which case
-// the caller reads them from the store.
-func (h *Hub) Since(cursor int64, limit int) (entries []Entry, ok bool) {
+// Since returns up to limit entries with stream > cursor, in order,
+// appended to dst (which it may reuse; pass dst[:0] to avoid allocating).
+// ok is false if entries after cursor have already left the ring, in which
+// case the caller reads them from the store.
+func (h *Hub) Since(dst []Entry, cursor int64, limit int) (entries []Entry, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cursor >= h.last {
-		return nil, true
+		return dst, true
 	}
 	if h.count == 0 {
-		return nil, false
+		return dst, false
 	}
 	oldest := h.ring[h.head].Event.Stream
 	if cursor < oldest-1 {
-		return nil, false
+		return dst, false
 	}
 	// Streams in the ring are contiguous, so the offset is arithmetic.
 	start := int(cursor - oldest + 1)
 	n := min(h.count-start, limit)
-	entries = make([]Entry, n)
 	for i := range n {
-		entries[i] = h.ring[(h.head+start+i)%len(h.ring)]
+		dst = append(dst, h.ring[(h.head+start+i)%len(h.ring)])
 	}
-	return entries, true
+	return dst, true
 }

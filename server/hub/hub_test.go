@@ -16,14 +16,14 @@ func events(from, to int64) []proto.Event {
 
 func TestSinceReturnsContiguousEventsAfterCursor(t *testing.T) {
 	h := New(4, 10)
-	if got, ok := h.Since(10, 100); !ok || len(got) != 0 {
+	if got, ok := h.Since(nil, 10, 100); !ok || len(got) != 0 {
 		t.Fatalf("Since(latest) = %d entries, ok=%v; want none, true", len(got), ok)
 	}
-	if _, ok := h.Since(5, 100); ok {
+	if _, ok := h.Since(nil, 5, 100); ok {
 		t.Fatal("Since(before start) with empty ring reported ok")
 	}
 	h.Publish(events(11, 13))
-	got, ok := h.Since(11, 100)
+	got, ok := h.Since(nil, 11, 100)
 	if !ok || len(got) != 2 || got[0].Event.Stream != 12 || got[1].Event.Stream != 13 {
 		t.Fatalf("Since(11) = %+v, %v", got, ok)
 	}
@@ -32,10 +32,10 @@ func TestSinceReturnsContiguousEventsAfterCursor(t *testing.T) {
 	}
 	// Overflow the ring: the oldest entries leave it.
 	h.Publish(events(14, 16))
-	if _, ok := h.Since(11, 100); ok {
+	if _, ok := h.Since(nil, 11, 100); ok {
 		t.Fatal("Since(11) after overflow reported ok; events 12 are gone")
 	}
-	got, ok = h.Since(12, 2)
+	got, ok = h.Since(nil, 12, 2)
 	if !ok || len(got) != 2 || got[0].Event.Stream != 13 {
 		t.Fatalf("Since(12, limit 2) = %+v, %v", got, ok)
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,6 +44,8 @@ type DB struct {
 	// stmts caches prepared statements of the write path; only the writer
 	// goroutine uses it. Parsing SQL was a tenth of the server's CPU time.
 	stmts map[string]*sql.Stmt
+
+	batches, ops, busy atomic.Int64
 
 	queue    chan *writeOp
 	stop     chan struct{}
@@ -188,7 +191,24 @@ func (db *DB) writer() {
 	}
 }
 
+// WriteStats counts the writer's work since Open.
+type WriteStats struct {
+	Batches int64         // transactions committed or attempted
+	Ops     int64         // operations run in them
+	Busy    time.Duration // time spent running batches, fsync included
+}
+
+// WriteStats reports how well writes are batched: Ops/Batches is the mean
+// group-commit size.
+func (db *DB) WriteStats() WriteStats {
+	return WriteStats{Batches: db.batches.Load(), Ops: db.ops.Load(), Busy: time.Duration(db.busy.Load())}
+}
+
 func (db *DB) runBatch(batch []*writeOp) {
+	db.batches.Add(1)
+	db.ops.Add(int64(len(batch)))
+	start := time.Now()
+	defer func() { db.busy.Add(int64(time.Since(start))) }()
 	errs := make([]error, len(batch))
 	db.committing = db.committing[:0]
 	tx, err := db.write.Begin()
@@ -203,7 +223,7 @@ func (db *DB) runBatch(batch []*writeOp) {
 			errs[i] = err
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+		if _, err := db.exec(tx, qSavepoint); err != nil {
 			errs[i] = err
 			continue
 		}
@@ -211,11 +231,11 @@ func (db *DB) runBatch(batch []*writeOp) {
 		if err := op.fn(tx); err != nil {
 			errs[i] = err
 			db.committing = db.committing[:mark]
-			if _, rerr := tx.Exec("ROLLBACK TO op"); rerr != nil {
+			if _, rerr := db.exec(tx, qRollbackTo); rerr != nil {
 				db.log.Error("rollback to savepoint", "err", rerr)
 			}
 		}
-		if _, err := tx.Exec("RELEASE op"); err != nil && errs[i] == nil {
+		if _, err := db.exec(tx, qRelease); err != nil && errs[i] == nil {
 			errs[i] = err
 		}
 	}
@@ -235,7 +255,23 @@ func (db *DB) runBatch(batch []*writeOp) {
 
 // hotStatements are prepared once at Open, on the single write connection,
 // because parsing SQL was a tenth of the server's CPU time under load.
-var hotStatements = []string{qNextSeq, qInsertEvent, qFindTxn, qMembership}
+var hotStatements = []string{qNextSeq, qInsertEvent, qFindTxn, qMembership, qSavepoint, qRollbackTo, qRelease}
+
+// Every queued operation runs inside its own savepoint (see runBatch).
+const (
+	qSavepoint  = "SAVEPOINT op"
+	qRollbackTo = "ROLLBACK TO op"
+	qRelease    = "RELEASE op"
+)
+
+// exec runs a statement without results in tx.
+func (db *DB) exec(tx *sql.Tx, query string) (sql.Result, error) {
+	st, err := db.stmt(tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec()
+}
 
 // stmt returns query bound to tx: the statement prepared at Open if it is a
 // hot one, otherwise one prepared for this transaction only.
