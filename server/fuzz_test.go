@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,6 +105,74 @@ func FuzzRequestDecoding(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParameters feeds arbitrary query values, path ids and Range headers
+// to the endpoints that parse them (history pagination, the sync cursor,
+// room, device, transaction and media ids). Every answer must be a success
+// or a coded JSON client error.
+func FuzzParameters(f *testing.F) {
+	f.Add(uint8(0), "1", "100")
+	f.Add(uint8(0), "-1", "1e3")
+	f.Add(uint8(1), "18446744073709551616", "")
+	f.Add(uint8(2), "!AAAAAAAAAAAAAAAAAAAAAA:test.example", "")
+	f.Add(uint8(3), "bytes=0-3", "")
+	f.Add(uint8(3), "bytes=99999-", "")
+	f.Add(uint8(3), "bytes=5-2,0-", "")
+	f.Add(uint8(4), "ABCDEFGHJK", "")
+	f.Add(uint8(5), "a b", "")
+	s, token := newTestServer(f)
+	h := s.Handler()
+	// One room with one message and one blob, so that the parsers are
+	// reached past the membership checks.
+	room := mustCall(f, h, token, "POST", "/v1/rooms", `{"name":"r"}`)["room_id"].(string)
+	mustCall(f, h, token, "PUT", "/v1/rooms/"+room+"/send/t1", `{"kind":"mls-app","body":"AAEC"}`)
+	media := mustCall(f, h, token, "POST", "/v1/media?room="+url.QueryEscape(room), "0123456789")["media_id"].(string)
+	// ServeMux answers unclean paths ("/v1/devices/.") with a redirect.
+	allowed := map[int]bool{200: true, 206: true, 301: true, 307: true, 308: true, 400: true, 401: true, 403: true, 404: true, 405: true, 416: true}
+	f.Fuzz(func(t *testing.T, which uint8, a, b string) {
+		var req *http.Request
+		switch which % 6 {
+		case 0:
+			req = httptest.NewRequest("GET", "/v1/rooms/"+room+"/messages?from="+url.QueryEscape(a)+"&limit="+url.QueryEscape(b), nil)
+		case 1:
+			req = httptest.NewRequest("GET", "/v1/sync?since="+url.QueryEscape(a), nil)
+		case 2:
+			req = httptest.NewRequest("GET", "/v1/rooms/"+url.PathEscape(a)+"/messages", nil)
+		case 3:
+			req = httptest.NewRequest("GET", "/v1/media/"+media, nil)
+			req.Header.Set("Range", a)
+		case 4:
+			req = httptest.NewRequest("DELETE", "/v1/devices/"+url.PathEscape(a), nil)
+		case 5:
+			req = httptest.NewRequest("PUT", "/v1/rooms/"+room+"/send/"+url.PathEscape(a), strings.NewReader(`{"kind":"mls-app","body":""}`))
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !allowed[rec.Code] {
+			t.Fatalf("%s %s (Range %q): HTTP %d %s", req.Method, req.URL, req.Header.Get("Range"), rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e proto.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || !strings.HasPrefix(e.Code, "M_") {
+				t.Fatalf("%s %s: error answer is not a coded JSON error: %q", req.Method, req.URL, rec.Body)
+			}
+		}
+	})
+}
+
+func mustCall(tb testing.TB, h http.Handler, token, method, path, body string) map[string]any {
+	tb.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+		tb.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+	}
+	return out
 }
 
 // FuzzParseUserID checks that parsing never panics and that what it

@@ -126,5 +126,31 @@ func (s *Server) handleDownloadMedia(w http.ResponseWriter, r *http.Request, c c
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+sha+`"`)
 	w.Header().Set("Cache-Control", "private, no-store")
-	http.ServeContent(w, r, "", md.Time, f)
+	http.ServeContent(&rangeErrorWriter{ResponseWriter: w}, r, "", md.Time, f)
+}
+
+// rangeErrorWriter turns the plain-text 416 answer of http.ServeContent to
+// an unsatisfiable Range header (RFC 9110 §15.5.17) into a coded JSON error.
+type rangeErrorWriter struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *rangeErrorWriter) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.failed = true
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Type")
+	writeError(w.ResponseWriter, status, proto.ErrInvalidParam, "range not satisfiable")
+}
+
+func (w *rangeErrorWriter) Write(b []byte) (int, error) {
+	if w.failed {
+		return len(b), nil // the plain-text body is replaced by the JSON error
+	}
+	return w.ResponseWriter.Write(b)
 }

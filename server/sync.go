@@ -36,6 +36,11 @@ var upgrader = websocket.Upgrader{
 	// page cannot set on a WebSocket, so cross-origin requests carry no
 	// ambient authority.
 	CheckOrigin: func(*http.Request) bool { return true },
+	// A request that is not a WebSocket handshake gets a coded JSON error
+	// like every other endpoint.
+	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		writeError(w, status, proto.ErrInvalidParam, "sync needs a WebSocket handshake: "+reason.Error())
+	},
 }
 
 // roomFilter decides which stream events a user sees: events of rooms the
