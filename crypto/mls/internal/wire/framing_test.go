@@ -305,3 +305,16 @@ func TestPSKLabel(t *testing.T) {
 		t.Errorf("PSKLabel = %x, want %x", got, want)
 	}
 }
+
+func TestUpdatePathNodeCountIsBounded(t *testing.T) {
+	up := UpdatePath{LeafNode: sampleLeaf(LeafNodeSourceCommit), Nodes: make([]UpdatePathNode, MaxUpdatePathNodes+1)}
+	b, _ := codec.Marshal(&up)
+	if err := codec.Unmarshal(b, &UpdatePath{}); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("%d nodes: %v, want ErrTooMany", MaxUpdatePathNodes+1, err)
+	}
+	up.Nodes = up.Nodes[:MaxUpdatePathNodes]
+	b, _ = codec.Marshal(&up)
+	if err := codec.Unmarshal(b, &UpdatePath{}); err != nil {
+		t.Fatalf("%d nodes: %v", MaxUpdatePathNodes, err)
+	}
+}

@@ -22,4 +22,8 @@ const (
 	// MaxExternalSenders bounds the external_senders extension (RFC 9420
 	// §12.1.8.1).
 	MaxExternalSenders = 1 << 10
+	// MaxUpdatePathNodes bounds UpdatePath.nodes (RFC 9420 §7.6): one node
+	// per entry of a filtered direct path, which is no longer than the depth
+	// of a tree whose node indices fit in 32 bits.
+	MaxUpdatePathNodes = 32
 )

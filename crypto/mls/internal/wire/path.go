@@ -60,13 +60,16 @@ func (u *UpdatePath) MarshalMLS(w *codec.Writer) {
 	})
 }
 
-// UnmarshalMLS decodes an update path.
+// UnmarshalMLS decodes an update path of at most MaxUpdatePathNodes nodes.
 func (u *UpdatePath) UnmarshalMLS(r *codec.Reader) error {
 	*u = UpdatePath{}
 	if err := u.LeafNode.UnmarshalMLS(r); err != nil {
 		return fmt.Errorf("update path: %w", err)
 	}
 	err := r.ReadVector(func(r *codec.Reader) error {
+		if len(u.Nodes) >= MaxUpdatePathNodes {
+			return fmt.Errorf("%w: more than %d update path nodes", ErrTooMany, MaxUpdatePathNodes)
+		}
 		var n UpdatePathNode
 		var err error
 		if n.EncryptionKey, err = r.ReadOpaque(); err != nil {
