@@ -80,3 +80,194 @@ func TestBoundsAndErrors(t *testing.T) {
 		t.Errorf("%d node secrets left after deriving every leaf, want 0", len(rcv.nodes))
 	}
 }
+
+func suite1(t testing.TB) *ciphersuite.Suite {
+	t.Helper()
+	s, err := ciphersuite.Lookup(ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConfiguredWindow(t *testing.T) {
+	s := suite1(t)
+	secret := bytes.Repeat([]byte{7}, 32)
+	cfg := Config{MaxForwardDistance: 10, MaxSkipped: 4}
+	snd, rcv := New(s, secret, 2), NewWithConfig(s, secret, 2, cfg)
+	var sent []KeyNonce
+	for i := 0; i < 30; i++ {
+		kn, err := snd.Next(1, Handshake)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, kn)
+	}
+	if _, err := rcv.Get(1, Handshake, 11); !errors.Is(err, ErrGenerationTooFar) {
+		t.Fatalf("jump of 11 with MaxForwardDistance 10: %v, want ErrGenerationTooFar", err)
+	}
+	kn, err := rcv.Get(1, Handshake, 10)
+	if err != nil || !bytes.Equal(kn.Key, sent[10].Key) {
+		t.Fatalf("jump of 10: %v", err)
+	}
+	// Ratchet now at 11: the window keeps generations 7..9 (at most 4
+	// behind the next generation); 0..6 are gone.
+	for g := uint32(0); g < 7; g++ {
+		if _, err := rcv.Get(1, Handshake, g); !errors.Is(err, ErrGenerationConsumed) {
+			t.Errorf("generation %d outside the window: %v, want ErrGenerationConsumed", g, err)
+		}
+	}
+	for g := uint32(7); g < 10; g++ {
+		kn, err := rcv.Get(1, Handshake, g)
+		if err != nil || !bytes.Equal(kn.Key, sent[g].Key) || !bytes.Equal(kn.Nonce, sent[g].Nonce) {
+			t.Errorf("generation %d inside the window: %v", g, err)
+		}
+	}
+	// Skipped keys leave the window as the ratchet moves on.
+	if _, err := rcv.Get(1, Handshake, 13); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rcv.ratchets[1][Handshake].skipped); got > int(cfg.MaxSkipped) {
+		t.Errorf("%d skipped keys kept, want at most %d", got, cfg.MaxSkipped)
+	}
+	if _, err := rcv.Get(1, Handshake, 20); err != nil {
+		t.Fatal(err)
+	}
+	for g := uint32(11); g < 17; g++ {
+		if _, err := rcv.Get(1, Handshake, g); !errors.Is(err, ErrGenerationConsumed) {
+			t.Errorf("generation %d after moving to 20: %v, want ErrGenerationConsumed", g, err)
+		}
+	}
+	if kn, err := rcv.Get(1, Handshake, 17); err != nil || !bytes.Equal(kn.Key, sent[17].Key) {
+		t.Errorf("generation 17 inside the window: %v", err)
+	}
+}
+
+func TestSkippedKeysStayBoundedUnderReordering(t *testing.T) {
+	_, rcv := newPair(t)
+	// Messages always arrive in swapped pairs: every odd generation skips
+	// one key that is fetched right after. Bookkeeping must not grow.
+	for g := uint32(0); g < 5000; g += 2 {
+		if _, err := rcv.Get(2, Application, g+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rcv.Get(2, Application, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rcv.ratchets[2][Application]
+	if len(r.skipped) != 0 {
+		t.Errorf("%d skipped keys left, want 0", len(r.skipped))
+	}
+}
+
+func TestReuseRefused(t *testing.T) {
+	snd, rcv := newPair(t)
+	kn, err := snd.Next(0, Application)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rcv.Get(0, Application, 0)
+	if err != nil || !bytes.Equal(got.Key, kn.Key) {
+		t.Fatalf("first Get: %v", err)
+	}
+	if _, err := rcv.Get(0, Application, 0); !errors.Is(err, ErrGenerationConsumed) {
+		t.Errorf("second Get of the ratchet's last generation: %v, want ErrGenerationConsumed", err)
+	}
+	// The sender never hands out the same generation twice.
+	kn2, err := snd.Next(0, Application)
+	if err != nil || kn2.Generation != 1 || bytes.Equal(kn2.Key, kn.Key) {
+		t.Errorf("second Next = generation %d, %v; want a fresh generation 1", kn2.Generation, err)
+	}
+	if _, err := rcv.Get(0, ContentKind(7), 0); err == nil {
+		t.Error("unknown content kind accepted")
+	}
+}
+
+func TestLazyDerivationAndErasureInLargeTree(t *testing.T) {
+	s := suite1(t)
+	secret := bytes.Repeat([]byte{3}, 32)
+	const members = 10000 // rounded up to 16384 leaves, depth 14
+	tr := New(s, secret, members)
+	root := tr.nLeaves - 1
+	if _, err := tr.Get(9999, Application, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Only the copath of leaf 9999 is stored: one secret per level.
+	if got := len(tr.nodes); got != 14 {
+		t.Errorf("%d node secrets stored after one leaf, want 14 (its copath)", got)
+	}
+	if _, ok := tr.nodes[root]; ok {
+		t.Error("root secret kept after deriving its children")
+	}
+	if _, ok := tr.nodes[2*9999]; ok {
+		t.Error("leaf secret kept after deriving its ratchets")
+	}
+	// A second tree from the same secret agrees on another leaf derived in
+	// a different order (same keys whatever the access pattern).
+	tr2 := New(s, secret, members)
+	a, err := tr2.Get(0, Handshake, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.Get(0, Handshake, 3)
+	if err != nil || !bytes.Equal(a.Key, b.Key) {
+		t.Fatalf("leaf 0 keys differ between access orders: %v", err)
+	}
+	if len(tr.nodes) > 2*14 {
+		t.Errorf("%d node secrets after two leaves, want at most %d", len(tr.nodes), 2*14)
+	}
+}
+
+func TestErase(t *testing.T) {
+	snd, rcv := newPair(t)
+	if _, err := rcv.Get(1, Application, 5); err != nil {
+		t.Fatal(err)
+	}
+	r := rcv.ratchets[1][Application]
+	secret := r.secret
+	skipped := r.skipped[2]
+	var nodeSecrets [][]byte
+	for _, s := range rcv.nodes {
+		nodeSecrets = append(nodeSecrets, s)
+	}
+	rcv.Erase()
+	zero := func(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
+	if !zero(secret) || !zero(skipped.Key) || !zero(skipped.Nonce) {
+		t.Error("ratchet secret or skipped key not zeroed by Erase")
+	}
+	for _, s := range nodeSecrets {
+		if !zero(s) {
+			t.Error("node secret not zeroed by Erase")
+		}
+	}
+	if _, err := rcv.Get(1, Application, 2); !errors.Is(err, ErrErased) {
+		t.Errorf("Get after Erase: %v, want ErrErased", err)
+	}
+	if _, err := rcv.Next(0, Handshake); !errors.Is(err, ErrErased) {
+		t.Errorf("Next after Erase: %v, want ErrErased", err)
+	}
+	// The other tree is unaffected.
+	if _, err := snd.Next(1, Application); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSenderDataSample(t *testing.T) {
+	s := suite1(t)
+	secret := bytes.Repeat([]byte{1}, 32)
+	long := bytes.Repeat([]byte{0xaa}, 100)
+	k1, n1, err := SenderDataKeyNonce(s, secret, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the first Nh bytes of the ciphertext are sampled.
+	k2, n2, _ := SenderDataKeyNonce(s, secret, append(long[:s.Nh():s.Nh()], 0xbb))
+	if !bytes.Equal(k1, k2) || !bytes.Equal(n1, n2) {
+		t.Error("bytes after the sample changed the sender data key")
+	}
+	k3, _, _ := SenderDataKeyNonce(s, secret, long[:5])
+	if bytes.Equal(k1, k3) || len(k1) != s.Nk() || len(n1) != s.Nn() {
+		t.Error("short ciphertext sample gave the same key, or wrong key/nonce sizes")
+	}
+}
