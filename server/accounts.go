@@ -38,6 +38,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c caller)
 			h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)), c)
 			return
 		}
+		gen := s.auth.generation()
 		dev, err := s.store.DeviceByToken(r.Context(), hashed)
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusUnauthorized, proto.ErrUnknownToken, "unknown or revoked access token")
@@ -57,7 +58,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c caller)
 			return
 		}
 		c := caller{User: user, Device: dev}
-		s.auth.put(hashed, c, now)
+		s.auth.put(hashed, c, now, gen)
 		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)), c)
 	})
 }
@@ -219,9 +220,19 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// revokeDevice deletes a device with its token, drops the token from the
+// cache and closes the device's sync connections.
+func (s *Server) revokeDevice(ctx context.Context, user, device string) error {
+	if err := s.store.DeleteDevice(ctx, user, device); err != nil {
+		return err
+	}
+	s.auth.evict(user, device)
+	s.hub.Revoke(user, device)
+	return nil
+}
+
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, c caller) {
-	s.auth.evict(c.User.ID, c.Device.DeviceID)
-	if err := s.store.DeleteDevice(r.Context(), c.User.ID, c.Device.DeviceID); err != nil {
+	if err := s.revokeDevice(r.Context(), c.User.ID, c.Device.DeviceID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -244,8 +255,7 @@ func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request, c caller)
 
 func (s *Server) handleDeleteDevice(w http.ResponseWriter, r *http.Request, c caller) {
 	dev := r.PathValue("device")
-	s.auth.evict(c.User.ID, dev)
-	if err := s.store.DeleteDevice(r.Context(), c.User.ID, dev); err != nil {
+	if err := s.revokeDevice(r.Context(), c.User.ID, dev); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -31,7 +31,7 @@ const testPassword = "a-long-password"
 // an httptest TLS server. restart closes both and opens them again on the
 // same files.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	ca     *pki.CA
 	s      *Server
@@ -39,7 +39,7 @@ type testEnv struct {
 	client *http.Client
 }
 
-func newEnv(t *testing.T, configure func(*Config)) *testEnv {
+func newEnv(t testing.TB, configure func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.NewCA("test", pki.CAValidity)
@@ -89,6 +89,7 @@ func (e *testEnv) start() {
 	e.s = s
 	e.ts = httptest.NewTLSServer(s.Handler())
 	e.client = e.ts.Client()
+	e.client.Transport.(*http.Transport).MaxIdleConnsPerHost = 100
 }
 
 func (e *testEnv) stop() {
@@ -211,7 +212,7 @@ func (e *testEnv) dialSync(token string, since int64) *websocket.Conn {
 }
 
 // readFrame reads one sync frame, failing the test after a deadline.
-func readFrame(t *testing.T, conn *websocket.Conn) proto.SyncFrame {
+func readFrame(t testing.TB, conn *websocket.Conn) proto.SyncFrame {
 	t.Helper()
 	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var f proto.SyncFrame
@@ -223,7 +224,7 @@ func readFrame(t *testing.T, conn *websocket.Conn) proto.SyncFrame {
 
 // collectEvents reads frames until it has n message events of kind
 // mls-app (member events are collected too, returned separately).
-func collectApp(t *testing.T, conn *websocket.Conn, n int) (app []proto.Event, cursor int64) {
+func collectApp(t testing.TB, conn *websocket.Conn, n int) (app []proto.Event, cursor int64) {
 	t.Helper()
 	for len(app) < n {
 		f := readFrame(t, conn)
@@ -686,5 +687,30 @@ func TestServeShutdownSendsCloseFrame(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+func TestRevokedDeviceLosesTokenAndSync(t *testing.T) {
+	e := newEnv(t, nil)
+	phone, laptop := e.login("nurse"), e.login("nurse")
+	conn := e.dialSync(laptop.AccessToken, 0)
+	for readFrame(t, conn).Type != proto.FrameCaughtUp {
+	}
+	// Warm the token cache, then revoke the laptop from the phone.
+	e.must("GET", "/v1/devices", laptop.AccessToken, nil, nil)
+	e.must("DELETE", "/v1/devices/"+laptop.DeviceID, phone.AccessToken, nil, nil)
+	if status, code := e.call("GET", "/v1/devices", laptop.AccessToken, nil, nil); status != 401 || code != proto.ErrUnknownToken {
+		t.Errorf("revoked token: %d %s, want 401 M_UNKNOWN_TOKEN", status, code)
+	}
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, _, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Errorf("revoked device's sync read %v, want close frame 1008", err)
+	}
+	var devs proto.DevicesResponse
+	e.must("GET", "/v1/devices", phone.AccessToken, nil, &devs)
+	if len(devs.Devices) != 1 || devs.Devices[0].DeviceID != phone.DeviceID {
+		t.Errorf("devices after revocation: %+v", devs.Devices)
 	}
 }

@@ -14,6 +14,10 @@ import (
 type authCache struct {
 	mu      sync.Mutex
 	entries map[string]authEntry
+	// gen counts evictions. A request notes it before reading the store and
+	// caches its result only if no eviction happened meanwhile, so a
+	// revocation racing with that read cannot leave a stale entry.
+	gen uint64
 }
 
 type authEntry struct {
@@ -38,9 +42,20 @@ func (a *authCache) get(tokenHash []byte, now time.Time) (caller, bool) {
 	return e.c, true
 }
 
-func (a *authCache) put(tokenHash []byte, c caller, now time.Time) {
+// generation returns the eviction count to pass to put.
+func (a *authCache) generation() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.gen
+}
+
+// put caches c unless an eviction happened since generation returned gen.
+func (a *authCache) put(tokenHash []byte, c caller, now time.Time, gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.gen {
+		return
+	}
 	if len(a.entries) >= authCacheSize {
 		for k, e := range a.entries {
 			if now.After(e.expires) {
@@ -59,6 +74,7 @@ func (a *authCache) put(tokenHash []byte, c caller, now time.Time) {
 func (a *authCache) evict(user, device string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen++
 	for k, e := range a.entries {
 		if e.c.User.ID == user && (device == "" || e.c.Device.DeviceID == device) {
 			delete(a.entries, k)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/medicus-health/medicus/proto"
 	"github.com/medicus-health/medicus/server/hub"
+	"github.com/medicus-health/medicus/server/store"
 )
 
 const (
@@ -171,10 +173,20 @@ func (ss *syncSession) run(ctx context.Context) error {
 		first = false
 		select {
 		case <-ss.sub.C:
+			if ss.sub.Revoked() {
+				return ss.closeRevoked()
+			}
 			if err := ss.gather(ctx); err != nil {
 				return err
 			}
 		case <-ping.C:
+			// A token revoked or an account disabled by another process
+			// (`medicus admin user disable`) ends the connection here.
+			if ok, err := ss.s.stillAuthorized(ctx, ss.c); err != nil {
+				return err
+			} else if !ok {
+				return ss.closeRevoked()
+			}
 			if err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration)); err != nil {
 				return err
 			}
@@ -185,6 +197,33 @@ func (ss *syncSession) run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// closeRevoked closes the connection of a revoked device or disabled
+// account with 1008 (policy violation, RFC 6455 §7.4.1).
+func (ss *syncSession) closeRevoked() error {
+	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "access token revoked")
+	ss.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	return errRevoked
+}
+
+var errRevoked = errors.New("access token revoked")
+
+// stillAuthorized reports whether the caller's token is still valid and its
+// account enabled.
+func (s *Server) stillAuthorized(ctx context.Context, c caller) (bool, error) {
+	dev, err := s.store.DeviceByToken(ctx, c.Device.TokenHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	user, err := s.store.User(ctx, dev.UserID)
+	if err != nil {
+		return false, err
+	}
+	return !user.Disabled, nil
 }
 
 // gather waits, if the last event frame went out less than frameInterval

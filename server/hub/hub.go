@@ -37,11 +37,16 @@ type Hub struct {
 type Subscription struct {
 	// C receives a value when there may be something new. It has a buffer of
 	// one, so wake-ups coalesce.
-	C      chan struct{}
-	user   string
-	device string
-	dm     atomic.Bool
+	C       chan struct{}
+	user    string
+	device  string
+	dm      atomic.Bool
+	revoked atomic.Bool
 }
+
+// Revoked reports whether the subscriber's device was revoked; its
+// connection must close.
+func (s *Subscription) Revoked() bool { return s.revoked.Load() }
 
 // TakeDeviceMessageFlag reports whether device messages were queued for the
 // subscriber since the last call, and clears the flag.
@@ -116,6 +121,19 @@ func (h *Hub) NotifyDevice(user, device string) {
 	for s := range h.subs {
 		if s.user == user && s.device == device {
 			s.dm.Store(true)
+			wake(s)
+		}
+	}
+}
+
+// Revoke marks the connections of a user's device (of all the user's
+// devices if device is empty) as revoked and wakes them.
+func (h *Hub) Revoke(user, device string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if s.user == user && (device == "" || s.device == device) {
+			s.revoked.Store(true)
 			wake(s)
 		}
 	}
