@@ -318,3 +318,22 @@ func TestUpdatePathNodeCountIsBounded(t *testing.T) {
 		t.Fatalf("%d nodes: %v", MaxUpdatePathNodes, err)
 	}
 }
+
+func TestDuplicateExtensionsRejectedInLongLists(t *testing.T) {
+	for _, n := range []int{2, 8, 9, 20} {
+		es := make([]Extension, n)
+		for i := range es {
+			es[i].ExtensionType = ExtensionType(100 + i)
+		}
+		es[n-1].ExtensionType = es[0].ExtensionType
+		b, _ := codec.Marshal(&GroupContextExtensions{Extensions: es})
+		if err := codec.Unmarshal(b, &GroupContextExtensions{}); !errors.Is(err, codec.ErrInvalidValue) {
+			t.Errorf("%d extensions with a duplicate: %v, want ErrInvalidValue", n, err)
+		}
+		es[n-1].ExtensionType = 1
+		b, _ = codec.Marshal(&GroupContextExtensions{Extensions: es})
+		if err := codec.Unmarshal(b, &GroupContextExtensions{}); err != nil {
+			t.Errorf("%d distinct extensions: %v", n, err)
+		}
+	}
+}
