@@ -10,6 +10,7 @@
 package secrettree
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -205,29 +206,39 @@ func (t *Tree) leafRatchets(leaf uint32) (*[2]*ratchet, error) {
 	return rs, nil
 }
 
+// step derives the key and nonce of generation g from ratchet secret
+// secret, and the ratchet secret of generation g+1 (RFC 9420 §9.1). It does
+// not modify secret.
+func (t *Tree) step(secret []byte, g uint32) (KeyNonce, []byte, error) {
+	if g == math.MaxUint32 {
+		return KeyNonce{}, nil, ErrExhausted
+	}
+	nonce, err := t.suite.DeriveTreeSecret(secret, "nonce", g, t.suite.Nn())
+	if err != nil {
+		return KeyNonce{}, nil, fmt.Errorf("derive nonce of generation %d: %w", g, err)
+	}
+	key, err := t.suite.DeriveTreeSecret(secret, "key", g, t.suite.Nk())
+	if err != nil {
+		return KeyNonce{}, nil, fmt.Errorf("derive key of generation %d: %w", g, err)
+	}
+	next, err := t.suite.DeriveTreeSecret(secret, "secret", g, t.suite.Nh())
+	if err != nil {
+		return KeyNonce{}, nil, fmt.Errorf("derive ratchet secret of generation %d: %w", g+1, err)
+	}
+	return KeyNonce{Generation: g, Key: key, Nonce: nonce}, next, nil
+}
+
 // derive returns the key and nonce of the ratchet's current generation and
 // advances it, deleting the consumed ratchet secret (RFC 9420 §9.1, §9.2).
 func (t *Tree) derive(r *ratchet) (KeyNonce, error) {
-	g := r.generation
-	if g == math.MaxUint32 {
-		return KeyNonce{}, ErrExhausted
-	}
-	nonce, err := t.suite.DeriveTreeSecret(r.secret, "nonce", g, t.suite.Nn())
+	kn, next, err := t.step(r.secret, r.generation)
 	if err != nil {
-		return KeyNonce{}, fmt.Errorf("derive nonce of generation %d: %w", g, err)
-	}
-	key, err := t.suite.DeriveTreeSecret(r.secret, "key", g, t.suite.Nk())
-	if err != nil {
-		return KeyNonce{}, fmt.Errorf("derive key of generation %d: %w", g, err)
-	}
-	next, err := t.suite.DeriveTreeSecret(r.secret, "secret", g, t.suite.Nh())
-	if err != nil {
-		return KeyNonce{}, fmt.Errorf("derive ratchet secret of generation %d: %w", g+1, err)
+		return KeyNonce{}, err
 	}
 	clear(r.secret)
 	r.secret = next
 	r.generation++
-	return KeyNonce{Generation: g, Key: key, Nonce: nonce}, nil
+	return kn, nil
 }
 
 // ratchet returns leaf's ratchet of the given kind.
@@ -259,48 +270,149 @@ func (t *Tree) Next(leaf uint32, kind ContentKind) (KeyNonce, error) {
 // are reached by deriving forward; the keys skipped over are kept while they
 // are within the out-of-order window (MaxSkipped generations behind the
 // ratchet) and deleted after (RFC 9420 §9.2).
+//
+// Get consumes the key before the caller has authenticated the message; use
+// Peek to consume it only once the ciphertext opened.
 func (t *Tree) Get(leaf uint32, kind ContentKind, generation uint32) (KeyNonce, error) {
-	r, err := t.ratchet(leaf, kind)
+	p, err := t.Peek(leaf, kind, generation)
 	if err != nil {
 		return KeyNonce{}, err
 	}
+	kn := p.KeyNonce
+	if err := p.Consume(); err != nil {
+		return KeyNonce{}, err
+	}
+	return kn, nil
+}
+
+// Pending is a key and nonce obtained with Peek and not yet consumed: the
+// tree is unchanged until Consume. Call exactly one of Consume or Discard.
+type Pending struct {
+	KeyNonce
+
+	t          *Tree
+	r          *ratchet
+	skippedHit bool       // the key came from the skipped set
+	startGen   uint32     // r.generation when peeked
+	next       []byte     // ratchet secret of Generation+1 (forward case)
+	skipped    []KeyNonce // keys skipped over, inside the window
+	floor      uint32     // window floor after Consume
+	done       bool
+}
+
+// ErrStale means a Pending was consumed after the ratchet moved on, or twice.
+var ErrStale = errors.New("mls secret tree: pending key is stale")
+
+// Peek is Get without side effects on the ratchet: it returns the key and
+// nonce of the given generation as a Pending, which the caller consumes
+// once the message decrypted and authenticated, or discards. A forged
+// message therefore cannot burn a sender's keys or move its window (only
+// the node secrets on the path to leaf are derived, which is idempotent).
+func (t *Tree) Peek(leaf uint32, kind ContentKind, generation uint32) (*Pending, error) {
+	r, err := t.ratchet(leaf, kind)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{t: t, r: r, startGen: r.generation}
 	if generation < r.generation {
 		kn, ok := r.skipped[generation]
 		if !ok {
-			return KeyNonce{}, fmt.Errorf("%w: leaf %d generation %d", ErrGenerationConsumed, leaf, generation)
+			return nil, fmt.Errorf("%w: leaf %d generation %d", ErrGenerationConsumed, leaf, generation)
 		}
-		delete(r.skipped, generation)
-		return kn, nil
+		// A copy: the caller may zero it without touching the kept key.
+		p.KeyNonce = KeyNonce{Generation: generation, Key: bytes.Clone(kn.Key), Nonce: bytes.Clone(kn.Nonce)}
+		p.skippedHit = true
+		return p, nil
 	}
 	if generation-r.generation > t.cfg.MaxForwardDistance {
-		return KeyNonce{}, fmt.Errorf("%w: leaf %d generation %d, ratchet at %d", ErrGenerationTooFar, leaf, generation, r.generation)
+		return nil, fmt.Errorf("%w: leaf %d generation %d, ratchet at %d", ErrGenerationTooFar, leaf, generation, r.generation)
 	}
-	// After this call the ratchet is at generation+1; skipped keys below
-	// the new floor would be deleted at once, so they are not kept.
-	newFloor := uint32(0)
+	// After Consume the ratchet is at generation+1; skipped keys below the
+	// new floor would be deleted at once, so they are not kept.
 	if generation+1 > t.cfg.MaxSkipped {
-		newFloor = generation + 1 - t.cfg.MaxSkipped
+		p.floor = generation + 1 - t.cfg.MaxSkipped
 	}
-	for r.generation < generation {
-		kn, err := t.derive(r)
-		if err != nil {
-			return KeyNonce{}, err
+	secret := r.secret
+	for g := r.generation; ; g++ {
+		kn, next, err := t.step(secret, g)
+		if secret != nil && g != r.generation {
+			clear(secret) // an intermediate copy, not r.secret
 		}
-		if kn.Generation < newFloor {
+		if err != nil {
+			p.Discard()
+			return nil, err
+		}
+		secret = next
+		if g == generation {
+			p.KeyNonce, p.next = kn, next
+			return p, nil
+		}
+		if g < p.floor {
 			kn.erase()
 			continue
 		}
-		if r.skipped == nil {
-			r.skipped = map[uint32]KeyNonce{}
+		p.skipped = append(p.skipped, kn)
+	}
+}
+
+// Consume deletes the key from the tree (RFC 9420 §9.2) and, for a
+// generation ahead of the ratchet, advances the ratchet and keeps the keys
+// skipped over. It fails with ErrStale if the ratchet changed since Peek.
+func (p *Pending) Consume() error {
+	if p.done {
+		return ErrStale
+	}
+	p.done = true
+	r := p.r
+	if p.t.erased {
+		p.discard()
+		return ErrErased
+	}
+	if p.skippedHit {
+		kn, ok := r.skipped[p.Generation]
+		if !ok {
+			return fmt.Errorf("%w: generation %d", ErrStale, p.Generation)
 		}
+		kn.erase()
+		delete(r.skipped, p.Generation)
+		return nil
+	}
+	if r.generation != p.startGen {
+		p.discard()
+		return fmt.Errorf("%w: ratchet moved from %d to %d", ErrStale, p.startGen, r.generation)
+	}
+	clear(r.secret)
+	r.secret, p.next = p.next, nil
+	r.generation = p.Generation + 1
+	if len(p.skipped) > 0 && r.skipped == nil {
+		r.skipped = make(map[uint32]KeyNonce, len(p.skipped))
+	}
+	for _, kn := range p.skipped {
 		r.skipped[kn.Generation] = kn
 	}
-	kn, err := t.derive(r)
-	if err != nil {
-		return KeyNonce{}, err
+	p.skipped = nil
+	p.t.evict(r, p.floor)
+	return nil
+}
+
+// Discard zeroes what Peek derived, including the returned key and nonce,
+// and leaves the tree unchanged: a key that came from the skipped set stays
+// there for a genuine message.
+func (p *Pending) Discard() {
+	if p.done {
+		return
 	}
-	t.evict(r, newFloor)
-	return kn, nil
+	p.done = true
+	p.discard()
+}
+
+func (p *Pending) discard() {
+	clear(p.next)
+	for i := range p.skipped {
+		p.skipped[i].erase()
+	}
+	p.next, p.skipped = nil, nil
+	p.KeyNonce.erase()
 }
 
 // evict deletes the skipped keys of generations below floor.

@@ -271,3 +271,80 @@ func TestSenderDataSample(t *testing.T) {
 		t.Error("short ciphertext sample gave the same key, or wrong key/nonce sizes")
 	}
 }
+
+func TestPeekDiscardLeavesRatchetUnchanged(t *testing.T) {
+	snd, rcv := newPair(t)
+	var sent []KeyNonce
+	for i := 0; i < 600; i++ {
+		kn, err := snd.Next(4, Application)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, kn)
+	}
+	// Generation 3 arrives first: 0..2 are kept as skipped keys.
+	if kn, err := rcv.Get(4, Application, 3); err != nil || !bytes.Equal(kn.Key, sent[3].Key) {
+		t.Fatalf("Get 3: %v", err)
+	}
+	// A forged message claims generation 590 and fails to open: Discard must
+	// neither advance the ratchet nor evict 0..2 from the window.
+	p, err := rcv.Peek(4, Application, 590)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p.Key, sent[590].Key) || !bytes.Equal(p.Nonce, sent[590].Nonce) {
+		t.Fatal("Peek 590: wrong key")
+	}
+	p.Discard()
+	if zero := make([]byte, len(p.Key)); !bytes.Equal(p.Key, zero) {
+		t.Error("Discard did not zero the peeked key")
+	}
+	if r := rcv.ratchets[4][Application]; r.generation != 4 || len(r.skipped) != 3 {
+		t.Fatalf("after Discard: ratchet at %d with %d skipped keys, want 4 and 3", r.generation, len(r.skipped))
+	}
+	// A skipped key peeked and discarded stays available, even if the
+	// caller zeroes what Peek returned.
+	p, err = rcv.Peek(4, Application, 1)
+	if err != nil || !bytes.Equal(p.Key, sent[1].Key) {
+		t.Fatalf("Peek 1: %v", err)
+	}
+	clear(p.Key)
+	p.Discard()
+	for _, g := range []uint32{1, 0, 2, 4} {
+		p, err := rcv.Peek(4, Application, g)
+		if err != nil || !bytes.Equal(p.Key, sent[g].Key) || !bytes.Equal(p.Nonce, sent[g].Nonce) {
+			t.Fatalf("Peek %d after discards: %v", g, err)
+		}
+		if err := p.Consume(); err != nil {
+			t.Fatalf("Consume %d: %v", g, err)
+		}
+		if err := p.Consume(); !errors.Is(err, ErrStale) {
+			t.Errorf("second Consume of %d: %v, want ErrStale", g, err)
+		}
+		if _, err := rcv.Get(4, Application, g); !errors.Is(err, ErrGenerationConsumed) {
+			t.Errorf("Get %d after Consume: %v, want ErrGenerationConsumed", g, err)
+		}
+	}
+	// Two pending keys ahead of the ratchet: the second is stale once the
+	// first is consumed, and consuming it must not rewind the ratchet.
+	p1, err := rcv.Peek(4, Application, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := rcv.Peek(4, Application, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Consume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Consume(); !errors.Is(err, ErrStale) {
+		t.Fatalf("stale Consume: %v, want ErrStale", err)
+	}
+	if kn, err := rcv.Get(4, Application, 6); err != nil || !bytes.Equal(kn.Key, sent[6].Key) {
+		t.Errorf("generation 6 after the stale Consume: %v", err)
+	}
+	if kn, err := rcv.Get(4, Application, 8); err != nil || !bytes.Equal(kn.Key, sent[8].Key) {
+		t.Errorf("generation 8: %v", err)
+	}
+}
