@@ -39,13 +39,31 @@ func JoinerSecret(suite *ciphersuite.Suite, prevInitSecret, commitSecret, groupC
 	return js, nil
 }
 
-// FromJoiner derives the epoch's secrets from the joiner secret, the PSK
-// secret (nil means Nh zero bytes) and the encoded GroupContext (RFC 9420 §8).
-func FromJoiner(suite *ciphersuite.Suite, joinerSecret, pskSecret, groupContext []byte) (*Epoch, error) {
+// memberSecret is Extract(joiner_secret, psk_secret) (RFC 9420 §8); a nil
+// pskSecret means Nh zero bytes (no PSKs).
+func memberSecret(suite *ciphersuite.Suite, joinerSecret, pskSecret []byte) []byte {
 	if pskSecret == nil {
 		pskSecret = make([]byte, suite.Nh())
 	}
-	member := suite.Extract(joinerSecret, pskSecret)
+	return suite.Extract(joinerSecret, pskSecret)
+}
+
+// WelcomeSecret is DeriveSecret(Extract(joiner_secret, psk_secret),
+// "welcome") (RFC 9420 §8), the secret a new member needs before it knows the
+// GroupContext: it decrypts the GroupInfo of a Welcome (§12.4.3.1). A nil
+// pskSecret means no PSKs.
+func WelcomeSecret(suite *ciphersuite.Suite, joinerSecret, pskSecret []byte) ([]byte, error) {
+	ws, err := suite.DeriveSecret(memberSecret(suite, joinerSecret, pskSecret), "welcome")
+	if err != nil {
+		return nil, fmt.Errorf("welcome secret: %w", err)
+	}
+	return ws, nil
+}
+
+// FromJoiner derives the epoch's secrets from the joiner secret, the PSK
+// secret (nil means Nh zero bytes) and the encoded GroupContext (RFC 9420 §8).
+func FromJoiner(suite *ciphersuite.Suite, joinerSecret, pskSecret, groupContext []byte) (*Epoch, error) {
+	member := memberSecret(suite, joinerSecret, pskSecret)
 	e := &Epoch{JoinerSecret: joinerSecret}
 	var err error
 	if e.WelcomeSecret, err = suite.DeriveSecret(member, "welcome"); err != nil {
