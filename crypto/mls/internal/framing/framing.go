@@ -190,7 +190,8 @@ func ProtectPrivate(suite *ciphersuite.Suite, signer *ciphersuite.Signer, conten
 
 // UnprotectPrivate decrypts a PrivateMessage (RFC 9420 §6.3): the sender
 // data, then the content with the sender's ratchet key of the indicated
-// generation (which the secret tree consumes), checks the padding, and
+// generation (consumed from the secret tree only if the content decrypts),
+// checks the padding, and
 // verifies the signature with the key signaturePub returns for the sender's
 // leaf. It returns the AuthenticatedContent and the sender data.
 func UnprotectPrivate(suite *ciphersuite.Suite, msg *wire.PrivateMessage, gc *wire.GroupContext, st *secrettree.Tree, senderDataSecret []byte, signaturePub func(leaf uint32) ([]byte, error)) (*wire.AuthenticatedContent, *wire.SenderData, error) {
@@ -210,17 +211,23 @@ func UnprotectPrivate(suite *ciphersuite.Suite, msg *wire.PrivateMessage, gc *wi
 	if err := codec.Unmarshal(sdBytes, &sd); err != nil {
 		return nil, nil, fmt.Errorf("%w: sender data: %w", ErrDecrypt, err)
 	}
-	kn, err := st.Get(sd.LeafIndex, kindOf(msg.ContentType), sd.Generation)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ratchet key: %w", err)
-	}
 	aad, err := msg.ContentAAD()
 	if err != nil {
 		return nil, nil, err
 	}
-	plaintext, err := suite.Open(kn.Key, applyReuseGuard(kn.Nonce, sd.ReuseGuard), aad, msg.Ciphertext)
+	// Peek, and consume the key only once the content authenticates, so a
+	// forged ciphertext neither burns the real key nor moves the window.
+	p, err := st.Peek(sd.LeafIndex, kindOf(msg.ContentType), sd.Generation)
 	if err != nil {
+		return nil, nil, fmt.Errorf("ratchet key: %w", err)
+	}
+	plaintext, err := suite.Open(p.Key, applyReuseGuard(p.Nonce, sd.ReuseGuard), aad, msg.Ciphertext)
+	if err != nil {
+		p.Discard()
 		return nil, nil, fmt.Errorf("%w: content", ErrDecrypt)
+	}
+	if err := p.Consume(); err != nil {
+		return nil, nil, fmt.Errorf("ratchet key: %w", err)
 	}
 	pmc := wire.PrivateMessageContent{ContentType: msg.ContentType}
 	if err := codec.Unmarshal(plaintext, &pmc); err != nil {

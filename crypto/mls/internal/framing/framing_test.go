@@ -53,8 +53,13 @@ func TestPrivateMessageRoundTripReplayAndTampering(t *testing.T) {
 	bad := *msg
 	bad.Ciphertext = append([]byte(nil), msg.Ciphertext...)
 	bad.Ciphertext[len(bad.Ciphertext)-1] ^= 1
-	if _, _, err := UnprotectPrivate(s, &bad, gc, secrettree.New(s, secret, 4), sds, pub); !errors.Is(err, ErrDecrypt) {
+	fresh := secrettree.New(s, secret, 4)
+	if _, _, err := UnprotectPrivate(s, &bad, gc, fresh, sds, pub); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("tampered ciphertext: %v, want ErrDecrypt", err)
+	}
+	// The forgery did not burn the key: the genuine message still opens.
+	if _, _, err := UnprotectPrivate(s, msg, gc, fresh, sds, pub); err != nil {
+		t.Errorf("genuine message after a forgery: %v", err)
 	}
 	other := func(uint32) ([]byte, error) { _, p, _ := s.GenerateSignatureKeyPair(); return p, nil }
 	if _, _, err := UnprotectPrivate(s, msg, gc, secrettree.New(s, secret, 4), sds, other); !errors.Is(err, ErrSignature) {
