@@ -137,10 +137,21 @@ func (p *ParentNode) UnmarshalMLS(r *codec.Reader) error {
 	if p.ParentHash, err = r.ReadOpaque(); err != nil {
 		return fmt.Errorf("parent node parent hash: %w", err)
 	}
-	err = r.ReadVector(func(r *codec.Reader) error {
-		v, err := r.ReadUint32()
-		p.UnmergedLeaves = append(p.UnmergedLeaves, v)
-		return err
+	err = r.ReadNested(func(r *codec.Reader) error {
+		if r.Len()%4 != 0 {
+			return fmt.Errorf("%w: vector of uint32 has length %d", codec.ErrTruncated, r.Len())
+		}
+		if r.Len() > 0 {
+			p.UnmergedLeaves = make([]uint32, 0, r.Len()/4)
+		}
+		for !r.Empty() {
+			v, err := r.ReadUint32()
+			if err != nil {
+				return err
+			}
+			p.UnmergedLeaves = append(p.UnmergedLeaves, v)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("parent node unmerged leaves: %w", err)

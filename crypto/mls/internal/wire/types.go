@@ -1,12 +1,19 @@
 // Package wire defines the RFC 9420 structures that travel on the wire or
 // are hashed and signed, each with MarshalMLS and UnmarshalMLS in the TLS
-// presentation language of package codec. Decoding is strict: enum values
-// that select a body (credential type, leaf node source, node type, proposal
-// type) must be known, and ErrUnknownValue is returned otherwise; extension
-// types and capability lists are open and round-trip unchanged (RFC 9420 §13).
+// presentation language of package codec, plus the to-be-signed, to-be-MACed
+// and hash-input encodings built from them (LeafNodeTBS, KeyPackageTBS,
+// FramedContentTBS, AuthenticatedContentTBM, transcript hash inputs,
+// GroupInfoTBS, TreeHashInput, ParentHashInput, PSKLabel).
 //
-// This first version holds the types the ratchet tree needs (RFC 9420 §5.3,
-// §7, §10, §12.1); framing, Welcome and GroupInfo types are added beside them.
+// Decoding is strict: the protocol version of an MLSMessage must be mls10,
+// and enum values that select a structure's body (wire format, content type,
+// sender type, proposal type, credential type, leaf node source, node type,
+// PSK type) must be known, or ErrUnknownValue is returned. Extension types and
+// capability lists are open and round-trip unchanged (RFC 9420 §13), as do
+// GREASE values there. Every decoded value re-encodes to the bytes it came
+// from. Memory is bounded by the input: the codec checks each length against
+// the bytes that remain, and vectors of small elements that decode into large
+// Go values also have element-count limits (limits.go).
 package wire
 
 import (
@@ -150,12 +157,25 @@ func writeU16s[T ~uint16](w *codec.Writer, xs []T) {
 	})
 }
 
+// readU16s reads a vector of uint16 values. Its byte length fixes the
+// element count, so the slice is allocated once.
 func readU16s[T ~uint16](r *codec.Reader, xs *[]T) error {
 	*xs = nil
-	return r.ReadVector(func(r *codec.Reader) error {
-		v, err := r.ReadUint16()
-		*xs = append(*xs, T(v))
-		return err
+	return r.ReadNested(func(r *codec.Reader) error {
+		if r.Len()%2 != 0 {
+			return fmt.Errorf("%w: vector of uint16 has odd length %d", codec.ErrTruncated, r.Len())
+		}
+		if r.Len() > 0 {
+			*xs = make([]T, 0, r.Len()/2)
+		}
+		for !r.Empty() {
+			v, err := r.ReadUint16()
+			if err != nil {
+				return err
+			}
+			*xs = append(*xs, T(v))
+		}
+		return nil
 	})
 }
 
