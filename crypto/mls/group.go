@@ -34,6 +34,10 @@ type Group struct {
 	removed    bool              // the own member was removed
 
 	pendingUpdates []pendingUpdate // own Update proposals' new leaf keys
+	// encryptionSecret and sentGen let Marshal persist the secret tree:
+	// it is rebuilt on load and the own ratchets skip what was sent.
+	encryptionSecret []byte
+	sentGen          [2]uint32
 }
 
 // usable reports why the group can no longer send or receive, if it cannot.
@@ -124,6 +128,7 @@ func (g *Group) policy() (*tree.Policy, error) { return g.cfg.policy(g.ctx.Exten
 func (g *Group) setEpoch(e *keyschedule.Epoch) {
 	g.secrets = secretsOf(e)
 	g.secretTree = secrettree.New(g.suite, e.EncryptionSecret, g.tree.LeafCount())
+	g.encryptionSecret, g.sentGen = e.EncryptionSecret, [2]uint32{}
 	if g.resumption == nil {
 		g.resumption = map[uint64][]byte{}
 	}
@@ -250,6 +255,7 @@ func (g *Group) protect(ac *wire.AuthenticatedContent, padding int) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
+	g.sentGen[kind] = kn.Generation + 1
 	pm := &wire.PrivateMessage{GroupID: ac.Content.GroupID, Epoch: ac.Content.Epoch, ContentType: ac.Content.ContentType, AuthenticatedData: ac.Content.AuthenticatedData}
 	pc := &wire.PrivateMessageContent{ContentType: ac.Content.ContentType, ApplicationData: ac.Content.ApplicationData,
 		Proposal: ac.Content.Proposal, Commit: ac.Content.Commit, Auth: ac.Auth, Padding: padding}
