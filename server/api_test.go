@@ -714,3 +714,20 @@ func TestRevokedDeviceLosesTokenAndSync(t *testing.T) {
 		t.Errorf("devices after revocation: %+v", devs.Devices)
 	}
 }
+
+func TestSecondSyncConnectionReplacesFirst(t *testing.T) {
+	e := newEnv(t, nil)
+	nurse := e.login("nurse")
+	first := e.dialSync(nurse.AccessToken, 0)
+	for readFrame(t, first).Type != proto.FrameCaughtUp {
+	}
+	second := e.dialSync(nurse.AccessToken, 0)
+	for readFrame(t, second).Type != proto.FrameCaughtUp {
+	}
+	first.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, _, err := first.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != closeReplaced {
+		t.Errorf("first connection read %v, want close frame %d", err, closeReplaced)
+	}
+}

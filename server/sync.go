@@ -17,11 +17,14 @@ import (
 )
 
 const (
-	syncBatch       = 512
-	pingInterval    = 30 * time.Second
-	pongWait        = 75 * time.Second
-	maxClientFrame  = 64 << 10
-	closeGoingAway  = "server shutting down"
+	syncBatch      = 512
+	pingInterval   = 30 * time.Second
+	pongWait       = 75 * time.Second
+	maxClientFrame = 64 << 10
+	closeGoingAway = "server shutting down"
+	// closeReplaced (a private-use code, RFC 6455 §7.4.2) closes a device's
+	// older sync connection when it opens a new one.
+	closeReplaced   = 4001
 	deviceMsgsBatch = 256
 
 	// frameInterval is the least time between two event frames of one
@@ -175,6 +178,11 @@ func (ss *syncSession) run(ctx context.Context) error {
 		case <-ss.sub.C:
 			if ss.sub.Revoked() {
 				return ss.closeRevoked()
+			}
+			if ss.sub.Replaced() {
+				msg := websocket.FormatCloseMessage(closeReplaced, "replaced by a newer sync connection of this device")
+				ss.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+				return nil
 			}
 			if err := ss.gather(ctx); err != nil {
 				return err

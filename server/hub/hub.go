@@ -37,12 +37,17 @@ type Hub struct {
 type Subscription struct {
 	// C receives a value when there may be something new. It has a buffer of
 	// one, so wake-ups coalesce.
-	C       chan struct{}
-	user    string
-	device  string
-	dm      atomic.Bool
-	revoked atomic.Bool
+	C        chan struct{}
+	user     string
+	device   string
+	dm       atomic.Bool
+	revoked  atomic.Bool
+	replaced atomic.Bool
 }
+
+// Replaced reports whether a newer connection of the same device
+// subscribed; this one must close, so a device holds one connection.
+func (s *Subscription) Replaced() bool { return s.replaced.Load() }
 
 // Revoked reports whether the subscriber's device was revoked; its
 // connection must close.
@@ -61,12 +66,19 @@ func New(capacity int, last int64) *Hub {
 	return &Hub{ring: make([]Entry, capacity), last: last, subs: make(map[*Subscription]struct{})}
 }
 
-// Subscribe registers a connection of a user's device.
+// Subscribe registers a connection of a user's device. Older connections
+// of the same device are marked replaced and woken.
 func (h *Hub) Subscribe(user, device string) *Subscription {
 	s := &Subscription{C: make(chan struct{}, 1), user: user, device: device}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	for old := range h.subs {
+		if old.user == user && old.device == device {
+			old.replaced.Store(true)
+			wake(old)
+		}
+	}
 	h.subs[s] = struct{}{}
-	h.mu.Unlock()
 	return s
 }
 

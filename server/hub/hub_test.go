@@ -74,3 +74,31 @@ func TestWakeCoalescesAndNotifiesDevice(t *testing.T) {
 	default:
 	}
 }
+
+func TestNewConnectionReplacesOlderOfSameDevice(t *testing.T) {
+	h := New(4, 0)
+	old := h.Subscribe("@a:x", "D1")
+	other := h.Subscribe("@a:x", "D2")
+	h.Subscribe("@a:x", "D1")
+	select {
+	case <-old.C:
+	default:
+		t.Fatal("older connection of the device was not woken")
+	}
+	if !old.Replaced() || other.Replaced() {
+		t.Fatalf("replaced: old %v, other device %v; want true, false", old.Replaced(), other.Replaced())
+	}
+}
+
+func TestRevokeMarksOnlyThatDevice(t *testing.T) {
+	h := New(4, 0)
+	a, b := h.Subscribe("@a:x", "D1"), h.Subscribe("@a:x", "D2")
+	h.Revoke("@a:x", "D1")
+	if !a.Revoked() || b.Revoked() {
+		t.Fatalf("revoked: D1 %v, D2 %v; want true, false", a.Revoked(), b.Revoked())
+	}
+	h.Revoke("@a:x", "")
+	if !b.Revoked() {
+		t.Fatal("revoking all devices left D2")
+	}
+}
