@@ -158,7 +158,21 @@ const labelPrefix = "MLS 1.0 "
 // appendOpaque appends opaque<V>: a QUIC-style variable-length length, then b
 // (RFC 9420 §2.1.2). Lengths here are small and known to fit.
 func appendOpaque(out, b []byte) []byte {
-	n := uint64(len(b))
+	return append(appendVarint(out, len(b)), b...)
+}
+
+// appendLabel appends opaque label<V> = "MLS 1.0 " + label without building
+// the concatenation.
+func appendLabel(out []byte, label string) []byte {
+	out = appendVarint(out, len(labelPrefix)+len(label))
+	out = append(out, labelPrefix...)
+	return append(out, label...)
+}
+
+// appendVarint appends a QUIC-style variable-length integer n < 2^30
+// (RFC 9420 §2.1.2).
+func appendVarint(out []byte, length int) []byte {
+	n := uint64(length)
 	switch {
 	case n <= 0x3f:
 		out = append(out, byte(n))
@@ -167,10 +181,8 @@ func appendOpaque(out, b []byte) []byte {
 	default:
 		out = binary.BigEndian.AppendUint32(out, uint32(n)|0x80000000)
 	}
-	return append(out, b...)
+	return out
 }
-
-func labelled(label string) []byte { return []byte(labelPrefix + label) }
 
 // ExpandWithLabel is RFC 9420 §8: HKDF-Expand(secret, KDFLabel, length) with
 // KDFLabel{uint16 length; opaque label<V> = "MLS 1.0 " + label; opaque context<V>}.
@@ -178,9 +190,19 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xffff {
 		return nil, fmt.Errorf("mls ciphersuite: ExpandWithLabel length %d", length)
 	}
-	info := binary.BigEndian.AppendUint16(nil, uint16(length))
-	info = appendOpaque(info, labelled(label))
-	info = appendOpaque(info, context)
+	return s.expandWithLabel(secret, label, context, nil, length)
+}
+
+// expandWithLabel builds KDFLabel in one allocation; its context is context
+// followed by suffix (so DeriveTreeSecret needs no separate buffer).
+func (s *Suite) expandWithLabel(secret []byte, label string, context, suffix []byte, length int) ([]byte, error) {
+	ctxLen := len(context) + len(suffix)
+	info := make([]byte, 0, 2+4+len(labelPrefix)+len(label)+4+ctxLen)
+	info = binary.BigEndian.AppendUint16(info, uint16(length))
+	info = appendLabel(info, label)
+	info = appendVarint(info, ctxLen)
+	info = append(info, context...)
+	info = append(info, suffix...)
 	return s.Expand(secret, info, length)
 }
 
@@ -192,7 +214,12 @@ func (s *Suite) DeriveSecret(secret []byte, label string) ([]byte, error) {
 // DeriveTreeSecret is ExpandWithLabel(secret, label, uint32 generation,
 // length) (RFC 9420 §9).
 func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) ([]byte, error) {
-	return s.ExpandWithLabel(secret, label, binary.BigEndian.AppendUint32(nil, generation), length)
+	if length < 0 || length > 0xffff {
+		return nil, fmt.Errorf("mls ciphersuite: DeriveTreeSecret length %d", length)
+	}
+	var g [4]byte
+	binary.BigEndian.PutUint32(g[:], generation)
+	return s.expandWithLabel(secret, label, nil, g[:], length)
 }
 
 // RefHash is Hash(RefHashInput{opaque label<V>; opaque value<V>}) with the
@@ -249,14 +276,16 @@ func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
 // signContent encodes SignContent{opaque label<V>; opaque content<V>}
 // (RFC 9420 §5.1.2).
 func signContent(label string, content []byte) []byte {
-	out := appendOpaque(nil, labelled(label))
+	out := make([]byte, 0, 4+len(labelPrefix)+len(label)+4+len(content))
+	out = appendLabel(out, label)
 	return appendOpaque(out, content)
 }
 
 // encryptContext encodes EncryptContext{opaque label<V>; opaque context<V>}
 // (RFC 9420 §5.1.3).
 func encryptContext(label string, context []byte) []byte {
-	out := appendOpaque(nil, labelled(label))
+	out := make([]byte, 0, 4+len(labelPrefix)+len(label)+4+len(context))
+	out = appendLabel(out, label)
 	return appendOpaque(out, context)
 }
 

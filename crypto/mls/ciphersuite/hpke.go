@@ -112,7 +112,8 @@ func (s *Suite) kemPrivate(priv []byte) ([]byte, error) {
 	return out, nil
 }
 
-// sender sets up an HPKE base-mode sender context to pub with info.
+// sealTo sets up an HPKE base-mode sender context to pub with info and
+// either seals plaintext or, when exportLen > 0, exports exportLen bytes.
 func (s *Suite) sealTo(pub, info, plaintext []byte, exporterContext []byte, exportLen int) (enc, ct, exported []byte, err error) {
 	if s.x448 {
 		pk, err := chpke.KEM_X448_HKDF_SHA512.Scheme().UnmarshalBinaryPublicKey(pub)
