@@ -46,6 +46,8 @@ type world struct {
 	ops     map[string]int
 }
 
+func newRNG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 1)) }
+
 func newWorld(t testing.TB, s CipherSuite, seed uint64) *world {
 	cred, priv := newIdentity(t, s, "m0")
 	g, err := CreateGroup(nil, []byte("group"), s, cred, priv, nil)

@@ -40,6 +40,10 @@ const (
 	CredentialX509  = wire.CredentialType(2)
 )
 
+// Extension is a GroupContext, GroupInfo, LeafNode or KeyPackage extension
+// (RFC 9420 §13).
+type Extension = wire.Extension
+
 // CredentialValidator is the application's Authentication Service (RFC 9420
 // §5.3.1). It is called for every leaf the group accepts — members of a tree
 // when joining, Adds, Updates and commit paths — and returns nil only if the

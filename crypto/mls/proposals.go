@@ -32,6 +32,9 @@ func senderMayPropose(s wire.SenderType, t wire.ProposalType) bool {
 			t == wire.ProposalTypeReInit || t == wire.ProposalTypeGroupContextExtensions
 	case wire.SenderTypeNewMemberProposal:
 		return t == wire.ProposalTypeAdd
+	case wire.SenderTypeNewMemberCommit:
+		// By value in an external commit (RFC 9420 §12.4.3.2).
+		return t == wire.ProposalTypeExternalInit || t == wire.ProposalTypeRemove || t == wire.ProposalTypePSK
 	}
 	return false
 }
@@ -162,7 +165,7 @@ func (g *Group) validateList(ps *proposalSet, committer wire.Sender, byValue []b
 	psks := map[string]bool{}
 	for i, it := range ps.items {
 		p := it.proposal
-		if err := g.checkProposal(p, it.sender, pol); err != nil && p.ProposalType != wire.ProposalTypeExternalInit {
+		if err := g.checkProposal(p, it.sender, pol); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
 		switch p.ProposalType {

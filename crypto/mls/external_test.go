@@ -1,0 +1,116 @@
+package mls
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestExternalJoinAndResync(t *testing.T) {
+	for _, s := range []CipherSuite{1, 3, 6} {
+		w := newWorld(t, s, 21)
+		w.add(w.members[0], 3, false)
+		out, err := w.members[1].g.Commit(&CommitOptions{ForcePath: true, ExternalPub: true, InlineTree: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.commitDeliver(w.members[1], out)
+		cred, priv := newIdentity(t, s, "newdevice")
+		g, msg, err := JoinExternal(nil, out.GroupInfo, cred, priv, nil)
+		if err != nil {
+			t.Fatalf("suite %d: external join: %v", s, err)
+		}
+		for _, c := range w.members {
+			res, err := c.g.ProcessMessage(msg)
+			if err != nil {
+				t.Fatalf("%s: external commit: %v", c.name, err)
+			}
+			if res.Kind != ResultCommit || len(res.Added) != 1 || res.Added[0] != g.LeafIndex() {
+				t.Fatalf("result %+v", res)
+			}
+		}
+		w.members = append(w.members, &client{name: "newdevice", g: g})
+		w.check()
+
+		// Resync: a member rejoins by external commit, removing its old leaf.
+		old := w.members[2]
+		out, err = w.members[0].g.Commit(&CommitOptions{ForcePath: true, ExternalPub: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.commitDeliver(w.members[0], out)
+		leaf := old.g.LeafIndex()
+		g2, msg, err := JoinExternal(nil, out.GroupInfo, old.g.tree.Leaf(leaf).Credential, old.g.sigKey, &ExternalJoinOptions{RatchetTree: out.RatchetTree, ResyncLeaf: &leaf})
+		if err != nil {
+			t.Fatalf("resync: %v", err)
+		}
+		var stay []*client
+		for _, c := range w.members {
+			if _, err := c.g.ProcessMessage(msg); err != nil {
+				t.Fatalf("%s: resync commit: %v", c.name, err)
+			}
+			if c != old {
+				stay = append(stay, c)
+			}
+		}
+		w.members = append(stay, &client{name: "resynced", g: g2})
+		w.check()
+	}
+}
+
+// commitDeliver merges c's commit and delivers it to the others.
+func (w *world) commitDeliver(c *client, out *CommitOutput) {
+	w.t.Helper()
+	for _, o := range w.members {
+		if _, err := o.g.ProcessMessage(out.Commit); err != nil {
+			w.t.Fatalf("%s: %v", o.name, err)
+		}
+	}
+}
+
+func TestExternalSenderHub(t *testing.T) {
+	s := CipherSuite(1)
+	hubPriv, hubPub, err := GenerateSignatureKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := ExternalSendersExtension([]ExternalSender{{SignatureKey: hubPub, Credential: Credential{CredentialType: CredentialBasic, Identity: []byte("hub")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, priv := newIdentity(t, s, "m0")
+	g, err := CreateGroup(nil, []byte("room"), s, cred, priv, []Extension{ext})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, suite: s, members: []*client{{name: "m0", g: g}}, rng: newRNG(4), n: 1, ops: map[string]int{}}
+	w.add(w.members[0], 3, true)
+	victim := w.members[2]
+	// The hub proposes a Remove; member 1 commits it.
+	prop, err := NewExternalProposal(s, g.GroupID(), g.Epoch(), 0, hubPriv, RemoveProposal(victim.g.LeafIndex()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.members {
+		res, err := c.g.ProcessMessage(prop)
+		if err != nil || res.Kind != ResultProposal || res.SenderType != 2 {
+			t.Fatalf("%s: hub proposal: %+v %v", c.name, res, err)
+		}
+	}
+	w.commit(w.members[1], nil, nil, nil, nil)
+	if len(w.members) != 3 || !errors.Is(victim.g.usable(), ErrNotMember) {
+		t.Fatal("hub's Remove was not applied")
+	}
+	// A proposal signed by someone else claiming to be the hub is refused.
+	otherPriv, _, _ := GenerateSignatureKey(s)
+	forged, err := NewExternalProposal(s, g.GroupID(), g.Epoch(), 0, otherPriv, RemoveProposal(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.members[0].g.ProcessMessage(forged); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("forged hub proposal: %v", err)
+	}
+	// The hub may not propose an Update.
+	if _, err := NewExternalProposal(s, g.GroupID(), g.Epoch(), 0, hubPriv, &Proposal{}); err == nil {
+		t.Fatal("external Update-like proposal accepted")
+	}
+}
