@@ -143,7 +143,9 @@ type CommitOutput struct {
 	Welcome []byte
 	// GroupInfo is the encoded GroupInfo MLSMessage of the new epoch.
 	GroupInfo []byte
-	// RatchetTree is the encoded ratchet tree of the new epoch.
+	// RatchetTree is the encoded ratchet tree of the new epoch, set when
+	// members were added (send it with the Welcome unless InlineTree) or
+	// InlineTree was asked; Group.RatchetTree gives it at any time.
 	RatchetTree []byte
 }
 
@@ -253,8 +255,10 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitOutput, error) {
 		interim: keyschedule.InterimTranscriptHash(g.suite, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag),
 		result:  &Result{Kind: ResultCommit, SenderType: uint8(wire.SenderTypeMember), Sender: me, Added: a.added, Removed: a.removed}}
 	out := &CommitOutput{Commit: msg}
-	if out.RatchetTree, err = a.tree.Encode(); err != nil {
-		return nil, err
+	if opts.InlineTree || len(a.added) > 0 {
+		if out.RatchetTree, err = a.tree.Encode(); err != nil {
+			return nil, err
+		}
 	}
 	// GroupInfo of the new epoch (RFC 9420 §12.4.3), signed by the committer.
 	gi := &wire.GroupInfo{GroupContext: ctx, ConfirmationTag: ac.Auth.ConfirmationTag, Signer: me}
@@ -355,3 +359,7 @@ func (g *Group) MergePendingCommit() error {
 // DiscardPendingCommit forgets the own staged commit (another member's
 // commit won the epoch; process it with ProcessMessage).
 func (g *Group) DiscardPendingCommit() { g.staged = nil }
+
+// RatchetTree returns the encoded ratchet tree of the current epoch
+// (RFC 9420 §12.4.3.3), for joiners when GroupInfos do not carry it.
+func (g *Group) RatchetTree() ([]byte, error) { return g.tree.Encode() }

@@ -39,7 +39,11 @@ func TestExternalJoinAndResync(t *testing.T) {
 		}
 		w.commitDeliver(w.members[0], out)
 		leaf := old.g.LeafIndex()
-		g2, msg, err := JoinExternal(nil, out.GroupInfo, old.g.tree.Leaf(leaf).Credential, old.g.sigKey, &ExternalJoinOptions{RatchetTree: out.RatchetTree, ResyncLeaf: &leaf})
+		rt, err := w.members[0].g.RatchetTree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2, msg, err := JoinExternal(nil, out.GroupInfo, old.g.tree.Leaf(leaf).Credential, old.g.sigKey, &ExternalJoinOptions{RatchetTree: rt, ResyncLeaf: &leaf})
 		if err != nil {
 			t.Fatalf("resync: %v", err)
 		}
