@@ -9,6 +9,7 @@ import (
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
 	"github.com/medicus-health/medicus/crypto/mls/internal/codec"
+	"github.com/medicus-health/medicus/crypto/mls/internal/wire"
 )
 
 // Epoch holds the secrets of one epoch (RFC 9420 §8, Table 4). Callers
@@ -131,6 +132,33 @@ func Export(suite *ciphersuite.Suite, exporterSecret []byte, label string, conte
 	return out, nil
 }
 
+// externalInitLabel is the HPKE exporter context of the external init
+// secret (RFC 9420 §8.3).
+const externalInitLabel = "MLS 1.0 external init secret"
+
+// ExternalInitSender is the joiner's side of an external commit (RFC 9420
+// §8.3): it sets up an HPKE base-mode context to the group's external_pub
+// and exports the init_secret that replaces the previous epoch's. kemOutput
+// goes into the ExternalInit proposal.
+func ExternalInitSender(suite *ciphersuite.Suite, externalPub []byte) (kemOutput, initSecret []byte, err error) {
+	kemOutput, initSecret, err = suite.ExportSender(externalPub, nil, []byte(externalInitLabel), suite.Nh())
+	if err != nil {
+		return nil, nil, fmt.Errorf("external init: %w", err)
+	}
+	return kemOutput, initSecret, nil
+}
+
+// ExternalInitReceiver is the members' side of an external commit (RFC 9420
+// §8.3): with the external private key of the epoch (ExternalKeyPair) it
+// recovers the init_secret from the ExternalInit proposal's kem_output.
+func ExternalInitReceiver(suite *ciphersuite.Suite, externalPriv, kemOutput []byte) ([]byte, error) {
+	s, err := suite.ExportReceiver(externalPriv, kemOutput, nil, []byte(externalInitLabel), suite.Nh())
+	if err != nil {
+		return nil, fmt.Errorf("external init: %w", err)
+	}
+	return s, nil
+}
+
 // ExternalKeyPair derives the group's external HPKE key pair from the
 // external secret (RFC 9420 §8.3).
 func ExternalKeyPair(suite *ciphersuite.Suite, externalSecret []byte) (priv, pub []byte, err error) {
@@ -143,6 +171,15 @@ func ExternalKeyPair(suite *ciphersuite.Suite, externalSecret []byte) (priv, pub
 type PSK struct {
 	ID     []byte
 	Secret []byte
+}
+
+// NewPSK pairs a PreSharedKeyID with its secret for PSKSecret.
+func NewPSK(id *wire.PreSharedKeyID, secret []byte) (PSK, error) {
+	b, err := codec.Marshal(id)
+	if err != nil {
+		return PSK{}, fmt.Errorf("encode psk id: %w", err)
+	}
+	return PSK{ID: b, Secret: secret}, nil
 }
 
 // PSKSecret combines PSKs into psk_secret (RFC 9420 §8.4): with

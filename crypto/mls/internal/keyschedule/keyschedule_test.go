@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
+	"github.com/medicus-health/medicus/crypto/mls/internal/wire"
 )
 
 func TestScheduleChainsAndSeparatesSecrets(t *testing.T) {
@@ -50,5 +51,125 @@ func TestScheduleChainsAndSeparatesSecrets(t *testing.T) {
 	c := ConfirmedTranscriptHash(s, nil, []byte("input"))
 	if bytes.Equal(InterimTranscriptHash(s, c, []byte("tag1")), InterimTranscriptHash(s, c, []byte("tag2"))) {
 		t.Error("interim transcript hash ignores the confirmation tag")
+	}
+}
+
+func TestWelcomeSecretMatchesTheEpochsAndDependsOnPSKs(t *testing.T) {
+	for _, id := range ciphersuite.Supported() {
+		s, err := ciphersuite.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joiner := bytes.Repeat([]byte{7}, s.Nh())
+		psk := bytes.Repeat([]byte{8}, s.Nh())
+		e, err := FromJoiner(s, joiner, psk, []byte("group context"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := WelcomeSecret(s, joiner, psk)
+		if err != nil || !bytes.Equal(ws, e.WelcomeSecret) {
+			t.Fatalf("suite %#04x: WelcomeSecret = %x, %v; epoch has %x", id, ws, err, e.WelcomeSecret)
+		}
+		none, _ := WelcomeSecret(s, joiner, nil)
+		if bytes.Equal(none, ws) {
+			t.Errorf("suite %#04x: welcome secret ignores the psk secret", id)
+		}
+		key, nonce, err := WelcomeKeyNonce(s, ws)
+		if err != nil || len(key) != s.Nk() || len(nonce) != s.Nn() {
+			t.Errorf("suite %#04x: welcome key %d bytes, nonce %d bytes, %v; want %d and %d", id, len(key), len(nonce), err, s.Nk(), s.Nn())
+		}
+	}
+}
+
+func TestExternalInitSenderAndReceiverAgreeInEverySuite(t *testing.T) {
+	for _, id := range ciphersuite.Supported() {
+		s, err := ciphersuite.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := Derive(s, make([]byte, s.Nh()), bytes.Repeat([]byte{1}, s.Nh()), nil, []byte("gc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, pub, err := ExternalKeyPair(s, e.ExternalSecret)
+		if err != nil {
+			t.Fatalf("suite %#04x: external key pair: %v", id, err)
+		}
+		kem, sent, err := ExternalInitSender(s, pub)
+		if err != nil {
+			t.Fatalf("suite %#04x: sender: %v", id, err)
+		}
+		got, err := ExternalInitReceiver(s, priv, kem)
+		if err != nil || !bytes.Equal(got, sent) || len(sent) != s.Nh() {
+			t.Fatalf("suite %#04x: receiver got %x, %v; sender exported %x", id, got, err, sent)
+		}
+		otherPriv, _, err := s.GenerateKEMKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrong, err := ExternalInitReceiver(s, otherPriv, kem); err == nil && bytes.Equal(wrong, sent) {
+			t.Errorf("suite %#04x: another key recovers the same init secret", id)
+		}
+	}
+}
+
+func TestNewPSKEncodesTheID(t *testing.T) {
+	s, err := ciphersuite.Lookup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := NewPSK(&wire.PreSharedKeyID{PSKType: wire.PSKTypeExternal, ID: []byte("x"), Nonce: []byte("n")}, []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{1, 1, 'x', 1, 'n'}; !bytes.Equal(ext.ID, want) {
+		t.Errorf("external psk id encodes as %x, want %x", ext.ID, want)
+	}
+	res, err := NewPSK(&wire.PreSharedKeyID{PSKType: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageApplication,
+		GroupID: []byte("g"), PSKEpoch: 3, Nonce: []byte("n")}, []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := PSKSecret(s, []PSK{ext, res})
+	b, _ := PSKSecret(s, []PSK{res, ext})
+	if bytes.Equal(a, b) {
+		t.Error("psk secret does not depend on the order of the PSKs")
+	}
+}
+
+func TestTranscriptHashesChain(t *testing.T) {
+	s, err := ciphersuite.Lookup(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interim := bytes.Repeat([]byte{1}, s.Nh())
+	c := ConfirmedTranscriptHash(s, interim, []byte("commit"))
+	if !bytes.Equal(c, s.Hash(append(bytes.Clone(interim), "commit"...))) {
+		t.Error("confirmed transcript hash is not Hash(interim || input)")
+	}
+	tag := ConfirmationTag(s, bytes.Repeat([]byte{2}, s.Nh()), c)
+	in, err := wire.InterimTranscriptHashInput(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(InterimTranscriptHash(s, c, tag), s.Hash(append(bytes.Clone(c), in...))) {
+		t.Error("interim transcript hash is not Hash(confirmed || InterimTranscriptHashInput)")
+	}
+	if bytes.Equal(tag, ConfirmationTag(s, bytes.Repeat([]byte{3}, s.Nh()), c)) {
+		t.Error("confirmation tag ignores the confirmation key")
+	}
+}
+
+func BenchmarkDeriveEpoch(b *testing.B) {
+	s, err := ciphersuite.Lookup(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	initSecret, commit, gc := make([]byte, 32), bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 120)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Derive(s, initSecret, commit, nil, gc); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
