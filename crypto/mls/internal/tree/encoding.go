@@ -44,8 +44,8 @@ func FromRatchetTree(suite *ciphersuite.Suite, rt wire.RatchetTree) (*Tree, erro
 		leaves:  make([]*wire.LeafNode, leaves),
 		parents: make([]*wire.ParentNode, leaves-1),
 		hashes:  make([][]byte, 2*leaves-1),
-		encKeys: make(map[string]uint32, len(nodes)),
-		sigKeys: make(map[string]uint32, leaves),
+		encKeys: newKeyIndex(),
+		sigKeys: newKeyIndex(),
 	}
 	for i, nd := range nodes {
 		if nd == nil {
@@ -58,8 +58,8 @@ func FromRatchetTree(suite *ciphersuite.Suite, rt wire.RatchetTree) (*Tree, erro
 			}
 			t.leaves[n/2] = nd.LeafNode
 			t.indexKeys(n, nd.LeafNode.EncryptionKey)
-			if _, dup := t.sigKeys[string(nd.LeafNode.SignatureKey)]; !dup {
-				t.sigKeys[string(nd.LeafNode.SignatureKey)] = n / 2
+			if _, dup := t.sigKeys.get(nd.LeafNode.SignatureKey); !dup {
+				t.sigKeys.set(nd.LeafNode.SignatureKey, n/2)
 			}
 			continue
 		}
@@ -83,8 +83,8 @@ func FromRatchetTree(suite *ciphersuite.Suite, rt wire.RatchetTree) (*Tree, erro
 }
 
 func (t *Tree) indexKeys(n uint32, enc []byte) {
-	if _, dup := t.encKeys[string(enc)]; !dup {
-		t.encKeys[string(enc)] = n
+	if _, dup := t.encKeys.get(enc); !dup {
+		t.encKeys.set(enc, n)
 	}
 }
 

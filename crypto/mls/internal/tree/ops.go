@@ -143,8 +143,8 @@ func (t *Tree) truncate() {
 // setParentNoInvalidate clears a parent node that is being cut off the tree.
 func (t *Tree) setParentNoInvalidate(n uint32, p *wire.ParentNode) {
 	if old := t.parents[n/2]; old != nil {
-		if v, ok := t.encKeys[string(old.EncryptionKey)]; ok && v == n {
-			delete(t.encKeys, string(old.EncryptionKey))
+		if v, ok := t.encKeys.get(old.EncryptionKey); ok && v == n {
+			t.encKeys.del(old.EncryptionKey)
 		}
 	}
 	t.parents[n/2] = p

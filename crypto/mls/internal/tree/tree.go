@@ -21,7 +21,6 @@ package tree
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math/bits"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
@@ -75,9 +74,10 @@ type Tree struct {
 	// encKeys maps each encryption key in the tree (leaf or parent) to its
 	// node index, sigKeys each leaf signature key to its leaf index. They make
 	// the uniqueness checks of RFC 9420 §7.3 O(1). A tree with duplicate keys
-	// is rejected by Validate; the maps then hold one of the duplicates.
-	encKeys map[string]uint32
-	sigKeys map[string]uint32
+	// is rejected by Validate; the indexes then hold one of the duplicates.
+	// They share storage with clones (see keyIndex), so Clone stays cheap.
+	encKeys *keyIndex
+	sigKeys *keyIndex
 }
 
 // New returns a one-leaf tree holding the group creator's leaf (RFC 9420 §11).
@@ -87,8 +87,8 @@ func New(suite *ciphersuite.Suite, creator *wire.LeafNode) *Tree {
 		leaves:  []*wire.LeafNode{nil},
 		parents: nil,
 		hashes:  make([][]byte, 1),
-		encKeys: make(map[string]uint32),
-		sigKeys: make(map[string]uint32),
+		encKeys: newKeyIndex(),
+		sigKeys: newKeyIndex(),
 	}
 	t.setLeaf(0, creator)
 	return t
@@ -106,8 +106,8 @@ func (t *Tree) Clone() *Tree {
 		leaves:  append([]*wire.LeafNode(nil), t.leaves...),
 		parents: append([]*wire.ParentNode(nil), t.parents...),
 		hashes:  append([][]byte(nil), t.hashes...),
-		encKeys: maps.Clone(t.encKeys),
-		sigKeys: maps.Clone(t.sigKeys),
+		encKeys: t.encKeys.clone(),
+		sigKeys: t.sigKeys.clone(),
 	}
 }
 
@@ -194,21 +194,21 @@ func (t *Tree) EncryptionKey(n uint32) []byte {
 // HasEncryptionKey reports whether key is the encryption key of some node,
 // and which.
 func (t *Tree) HasEncryptionKey(key []byte) (node uint32, ok bool) {
-	node, ok = t.encKeys[string(key)]
+	node, ok = t.encKeys.get(key)
 	return node, ok
 }
 
 // HasSignatureKey reports whether key is the signature key of some leaf,
 // and which.
 func (t *Tree) HasSignatureKey(key []byte) (leaf uint32, ok bool) {
-	leaf, ok = t.sigKeys[string(key)]
+	leaf, ok = t.sigKeys.get(key)
 	return leaf, ok
 }
 
 // FindLeaf returns the index of the leaf whose encryption and signature keys
 // equal those of ln, as a joiner identifies its own leaf (RFC 9420 §12.4.3.1).
 func (t *Tree) FindLeaf(ln *wire.LeafNode) (uint32, bool) {
-	n, ok := t.encKeys[string(ln.EncryptionKey)]
+	n, ok := t.encKeys.get(ln.EncryptionKey)
 	if !ok || n%2 != 0 {
 		return 0, false
 	}
@@ -223,20 +223,20 @@ func (t *Tree) FindLeaf(ln *wire.LeafNode) (uint32, bool) {
 func (t *Tree) setLeaf(i uint32, ln *wire.LeafNode) {
 	n := 2 * i
 	if old := t.leaves[i]; old != nil {
-		if v, ok := t.encKeys[string(old.EncryptionKey)]; ok && v == n {
-			delete(t.encKeys, string(old.EncryptionKey))
+		if v, ok := t.encKeys.get(old.EncryptionKey); ok && v == n {
+			t.encKeys.del(old.EncryptionKey)
 		}
-		if v, ok := t.sigKeys[string(old.SignatureKey)]; ok && v == i {
-			delete(t.sigKeys, string(old.SignatureKey))
+		if v, ok := t.sigKeys.get(old.SignatureKey); ok && v == i {
+			t.sigKeys.del(old.SignatureKey)
 		}
 	}
 	t.leaves[i] = ln
 	if ln != nil {
-		if _, dup := t.encKeys[string(ln.EncryptionKey)]; !dup {
-			t.encKeys[string(ln.EncryptionKey)] = n
+		if _, dup := t.encKeys.get(ln.EncryptionKey); !dup {
+			t.encKeys.set(ln.EncryptionKey, n)
 		}
-		if _, dup := t.sigKeys[string(ln.SignatureKey)]; !dup {
-			t.sigKeys[string(ln.SignatureKey)] = i
+		if _, dup := t.sigKeys.get(ln.SignatureKey); !dup {
+			t.sigKeys.set(ln.SignatureKey, i)
 		}
 	}
 	t.invalidate(n)
@@ -245,14 +245,14 @@ func (t *Tree) setLeaf(i uint32, ln *wire.LeafNode) {
 // setParent replaces parent node n (odd), keeping indexes and cache current.
 func (t *Tree) setParent(n uint32, p *wire.ParentNode) {
 	if old := t.parents[n/2]; old != nil {
-		if v, ok := t.encKeys[string(old.EncryptionKey)]; ok && v == n {
-			delete(t.encKeys, string(old.EncryptionKey))
+		if v, ok := t.encKeys.get(old.EncryptionKey); ok && v == n {
+			t.encKeys.del(old.EncryptionKey)
 		}
 	}
 	t.parents[n/2] = p
 	if p != nil {
-		if _, dup := t.encKeys[string(p.EncryptionKey)]; !dup {
-			t.encKeys[string(p.EncryptionKey)] = n
+		if _, dup := t.encKeys.get(p.EncryptionKey); !dup {
+			t.encKeys.set(p.EncryptionKey, n)
 		}
 	}
 	t.invalidate(n)

@@ -55,7 +55,7 @@ func TestTreeMathOnEightLeaves(t *testing.T) {
 func TestResolutionFollowsRFCExample(t *testing.T) {
 	s := testSuite(t, suite1)
 	tr := &Tree{suite: s, leaves: make([]*wire.LeafNode, 8), parents: make([]*wire.ParentNode, 7),
-		hashes: make([][]byte, 15), encKeys: map[string]uint32{}, sigKeys: map[string]uint32{}}
+		hashes: make([][]byte, 15), encKeys: newKeyIndex(), sigKeys: newKeyIndex()}
 	for _, l := range []uint32{0, 1, 3, 4, 5, 7} { // A B _ D E F _ H
 		tr.setLeaf(l, fakeLeaf(s))
 	}

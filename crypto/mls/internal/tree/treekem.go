@@ -449,7 +449,7 @@ func (t *Tree) MergeUpdatePath(sender uint32, path *wire.UpdatePath) error {
 		pubs[m] = path.Nodes[m].EncryptionKey
 	}
 	for m, k := range pubs {
-		if n, dup := t.encKeys[string(k)]; dup || seen[string(k)] {
+		if n, dup := t.encKeys.get(k); dup || seen[string(k)] {
 			return fmt.Errorf("merge update path: %w: key of path node %d already used by node %d", ErrDuplicateKey, m, n)
 		}
 		seen[string(k)] = true
@@ -458,7 +458,7 @@ func (t *Tree) MergeUpdatePath(sender uint32, path *wire.UpdatePath) error {
 	// joiner's leaf was added with AddLeaf first; ValidateLeafNode rejects a
 	// committer reusing its previous key.
 	lk := path.LeafNode.EncryptionKey
-	if n, dup := t.encKeys[string(lk)]; (dup && n != 2*sender) || seen[string(lk)] {
+	if n, dup := t.encKeys.get(lk); (dup && n != 2*sender) || seen[string(lk)] {
 		return fmt.Errorf("merge update path: %w: leaf encryption key already used by node %d", ErrDuplicateKey, n)
 	}
 	leafParentHash, err := t.applyPath(sender, fdp, copath, pubs)

@@ -132,10 +132,10 @@ func (t *Tree) ValidateLeafNode(ln *wire.LeafNode, c LeafCheck, pol *Policy) err
 	if err := t.checkCredentialTypes(ln, except); err != nil {
 		return err
 	}
-	if n, dup := t.encKeys[string(ln.EncryptionKey)]; dup {
+	if n, dup := t.encKeys.get(ln.EncryptionKey); dup {
 		return fmt.Errorf("%w: leaf encryption key already used by node %d", ErrDuplicateKey, n)
 	}
-	if i, dup := t.sigKeys[string(ln.SignatureKey)]; dup && int(i) != except {
+	if i, dup := t.sigKeys.get(ln.SignatureKey); dup && int(i) != except {
 		return fmt.Errorf("%w: signature key already used by leaf %d", ErrDuplicateKey, i)
 	}
 	return nil
@@ -290,10 +290,10 @@ func (t *Tree) ValidateAdd(kp *wire.KeyPackage, pol *Policy) error {
 	if err := t.checkCredentialTypes(ln, -1); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidKeyPackage, err)
 	}
-	if n, dup := t.encKeys[string(ln.EncryptionKey)]; dup {
+	if n, dup := t.encKeys.get(ln.EncryptionKey); dup {
 		return fmt.Errorf("%w: %w: encryption key already used by node %d", ErrInvalidKeyPackage, ErrDuplicateKey, n)
 	}
-	if i, dup := t.sigKeys[string(ln.SignatureKey)]; dup {
+	if i, dup := t.sigKeys.get(ln.SignatureKey); dup {
 		return fmt.Errorf("%w: %w: signature key already used by leaf %d", ErrInvalidKeyPackage, ErrDuplicateKey, i)
 	}
 	return nil
