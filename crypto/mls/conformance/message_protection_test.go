@@ -150,6 +150,29 @@ func runMessageProtection(t *testing.T, raw json.RawMessage) {
 		} else if !bytes.Equal(body(it.name, ac), it.raw) {
 			t.Errorf("%s_priv: content differs from %s", it.name, it.name)
 		}
+		// The same through the epoch-level API, which also checks group,
+		// epoch and sender, and refuses the replay (RFC 9420 §6.3.2, §9.2).
+		ep := &framing.Epoch{Suite: s, GroupContext: gc, MembershipKey: c.MembershipKey, SenderDataSecret: c.SenderDataSecret,
+			SecretTree: secrettree.New(s, c.EncryptionSecret, 2)}
+		keyOf := func(fc *wire.FramedContent) ([]byte, error) {
+			if fc.Sender.SenderType != wire.SenderTypeMember {
+				return nil, errors.New("only members send in this vector")
+			}
+			return pubOf(fc.Sender.LeafIndex)
+		}
+		if ac, err := ep.Unprotect(m, keyOf); err != nil {
+			t.Errorf("%s_priv: Epoch.Unprotect: %v", it.name, err)
+		} else if !bytes.Equal(body(it.name, ac), it.raw) {
+			t.Errorf("%s_priv: Epoch.Unprotect content differs from %s", it.name, it.name)
+		}
+		if _, err := ep.Unprotect(m, keyOf); !errors.Is(err, secrettree.ErrGenerationConsumed) {
+			t.Errorf("%s_priv: replay: %v, want ErrGenerationConsumed", it.name, err)
+		}
+		if it.pub != nil {
+			if _, err := ep.Unprotect(decodeMsg(it.name+"_pub", it.pub), keyOf); err != nil {
+				t.Errorf("%s_pub: Epoch.Unprotect: %v", it.name, err)
+			}
+		}
 		priv, err := framing.ProtectPrivate(s, signer, fc, gc, secrettree.New(s, c.EncryptionSecret, 2), c.SenderDataSecret, tag, 16)
 		if err != nil {
 			t.Fatalf("%s: protect private: %v", it.name, err)
