@@ -85,6 +85,19 @@ func getFixture(b *testing.B, n int, populated bool) *benchFixture {
 			if leaf >= uint32(n) {
 				continue
 			}
+			if leaf == 0 {
+				out, err := f.g0.Commit(&CommitOptions{ForcePath: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.g1.ProcessMessage(out.Commit); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.g0.MergePendingCommit(); err != nil {
+					b.Fatal(err)
+				}
+				continue
+			}
 			msg := f.commitAs(b, leaf)
 			for _, g := range []*Group{f.g0, f.g1} {
 				if _, err := g.ProcessMessage(msg); err != nil {

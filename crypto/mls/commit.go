@@ -236,9 +236,13 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*stagedCommit, err
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
 		sc.result.Added = append(sc.result.Added, committer)
-		// A resync Remove must remove the joiner's own old leaf (§12.4.3.2).
-		for _, r := range a.removed {
-			old := g.tree.Leaf(r)
+		// A resync Remove (by value) must remove the joiner's own old leaf:
+		// the new leaf must be acceptable as an Update of it (§12.4.3.2).
+		for i, it := range ps.items {
+			if !byValue[i] || it.proposal.ProposalType != wire.ProposalTypeRemove {
+				continue
+			}
+			old := g.tree.Leaf(it.proposal.Remove.Removed)
 			if !bytes.Equal(old.Credential.Identity, ln.Credential.Identity) || old.Credential.CredentialType != ln.Credential.CredentialType {
 				return nil, fmt.Errorf("%w: external commit removes another member", ErrInvalidCommit)
 			}

@@ -188,7 +188,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.validateList(ps, self, byValue, pol); err != nil {
+	if err := g.validateList(ps, self, byValue, pol); err != nil && !g.test.noValidate {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
 	a, err := g.apply(ps)
@@ -201,7 +201,10 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitOutput, error) {
 	commitSecret := make([]byte, g.suite.Nh())
 	keys := g.keys.Clone()
 	var path *tree.PathResult
-	if opts.ForcePath || pathRequired(ps) {
+	if (opts.ForcePath || pathRequired(ps)) && !g.test.noPath {
+		if a.tree.Leaf(me) == nil {
+			return nil, fmt.Errorf("mls: commit: %w: the committer's leaf is removed", ErrInvalidCommit)
+		}
 		tmpl := *a.tree.Leaf(me)
 		path, err = a.tree.CreateUpdatePath(tree.PathParams{
 			Leaf: me, LeafNode: &tmpl, Signer: g.signer, GroupID: g.ctx.GroupID, Exclude: a.added,

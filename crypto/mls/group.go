@@ -38,6 +38,9 @@ type Group struct {
 	// it is rebuilt on load and the own ratchets skip what was sent.
 	encryptionSecret []byte
 	sentGen          [2]uint32
+
+	// test lets this package's tests create invalid commits.
+	test struct{ noValidate, noPath bool }
 }
 
 // usable reports why the group can no longer send or receive, if it cannot.

@@ -180,9 +180,6 @@ func (g *Group) validateList(ps *proposalSet, committer wire.Sender, byValue []b
 				return fmt.Errorf("%w: two Adds share a key", ErrInvalidCommit)
 			}
 			addKP[enc], addKP[string(kp.InitKey)] = true, true
-			if external {
-				return fmt.Errorf("%w: Add in an external commit", ErrInvalidCommit)
-			}
 		case wire.ProposalTypeUpdate:
 			l := it.sender.LeafIndex
 			if external || byValue[i] {
@@ -234,18 +231,28 @@ func (g *Group) validateList(ps *proposalSet, committer wire.Sender, byValue []b
 		if nExtInit != 1 {
 			return fmt.Errorf("%w: external commit needs exactly one ExternalInit", ErrInvalidCommit)
 		}
+		// §12.4.3.2: by value only ExternalInit, at most one (resync)
+		// Remove and PSKs; by reference anything but ExternalInit (checked
+		// above) and Update (the joiner has no leaf to be updated by).
+		nRemove := 0
 		for i, it := range ps.items {
-			switch it.proposal.ProposalType {
-			case wire.ProposalTypeExternalInit, wire.ProposalTypeRemove, wire.ProposalTypePSK:
-			default:
-				return fmt.Errorf("%w: proposal type %d in an external commit", ErrInvalidCommit, it.proposal.ProposalType)
-			}
+			t := it.proposal.ProposalType
 			if !byValue[i] {
-				return fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
+				if t == wire.ProposalTypeUpdate {
+					return fmt.Errorf("%w: Update in an external commit", ErrInvalidCommit)
+				}
+				continue
+			}
+			switch t {
+			case wire.ProposalTypeExternalInit, wire.ProposalTypePSK:
+			case wire.ProposalTypeRemove:
+				nRemove++
+			default:
+				return fmt.Errorf("%w: proposal type %d by value in an external commit", ErrInvalidCommit, t)
 			}
 		}
-		if len(removed) > 1 {
-			return fmt.Errorf("%w: external commit removes more than one member", ErrInvalidCommit)
+		if nRemove > 1 {
+			return fmt.Errorf("%w: external commit removes more than one member by value", ErrInvalidCommit)
 		}
 	}
 	return nil
