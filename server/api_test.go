@@ -731,3 +731,74 @@ func TestSecondSyncConnectionReplacesFirst(t *testing.T) {
 		t.Errorf("first connection read %v, want close frame %d", err, closeReplaced)
 	}
 }
+
+func TestSyncSurvivesPingsAndEndsWhenAccountDisabled(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SyncPingInterval = Duration{50 * time.Millisecond} })
+	doc, nurse := e.login("doc"), e.login("nurse")
+	room := e.createRoom(doc.AccessToken)
+	e.addMember(room, doc.AccessToken, nurse.UserID, nurse.AccessToken)
+	conn := e.dialSync(nurse.AccessToken, 0)
+	pings := make(chan struct{}, 100)
+	conn.SetPingHandler(func(data string) error {
+		select {
+		case pings <- struct{}{}:
+		default:
+		}
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	frames := make(chan proto.SyncFrame, 100)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			var f proto.SyncFrame
+			if err := conn.ReadJSON(&f); err != nil {
+				readErr <- err
+				return
+			}
+			frames <- f
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	for range 3 {
+		select {
+		case <-pings:
+		case err := <-readErr:
+			t.Fatalf("sync ended while the token is valid: %v", err)
+		case <-deadline:
+			t.Fatal("no pings")
+		}
+	}
+	// Still delivering after the token checks at each ping.
+	e.send(room, doc.AccessToken, "after-pings", []byte("x"))
+	for got := false; !got; {
+		select {
+		case f := <-frames:
+			for _, ev := range f.Events {
+				got = got || ev.Kind == proto.KindMLSApp
+			}
+		case err := <-readErr:
+			t.Fatalf("sync ended while the token is valid: %v", err)
+		case <-deadline:
+			t.Fatal("message not delivered")
+		}
+	}
+	// Disabled by another process on the same database.
+	admin, err := OpenAdmin(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DisableUser(context.Background(), "nurse"); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	select {
+	case err := <-readErr:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+			t.Errorf("disabled account's sync read %v, want close frame 1008", err)
+		}
+	case <-deadline:
+		t.Fatal("disabled account's sync stayed open")
+	}
+}

@@ -35,6 +35,10 @@ type Config struct {
 	SyncRingEvents int `toml:"sync_ring_events"`
 	// SyncWriteTimeout closes a sync connection whose client does not read.
 	SyncWriteTimeout Duration `toml:"sync_write_timeout"`
+	// SyncPingInterval is how often a sync connection is pinged and its
+	// token re-checked; a client that does not answer within 2.5 intervals
+	// is disconnected.
+	SyncPingInterval Duration `toml:"sync_ping_interval"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
@@ -68,6 +72,7 @@ func DefaultConfig() Config {
 		MaxKeyPackagesPerUpload: 200,
 		SyncRingEvents:          16384,
 		SyncWriteTimeout:        Duration{15 * time.Second},
+		SyncPingInterval:        Duration{30 * time.Second},
 		ShutdownTimeout:         Duration{10 * time.Second},
 	}
 }
@@ -104,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxKeyPackagesPerDevice < 1 || c.MaxKeyPackagesPerUpload < 1 {
 		errs = append(errs, errors.New("key package limits must be positive"))
+	}
+	if c.SyncPingInterval.Duration < 10*time.Millisecond || c.SyncWriteTimeout.Duration <= 0 || c.ShutdownTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("sync_ping_interval (at least 10ms), sync_write_timeout and shutdown_timeout must be positive"))
 	}
 	if c.SyncRingEvents < 1 {
 		errs = append(errs, errors.New("sync_ring_events must be positive"))

@@ -136,6 +136,7 @@ func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, c caller) {
 func (ss *syncSession) readLoop(ctx context.Context, cancel context.CancelFunc, r *http.Request) {
 	defer cancel()
 	ss.conn.SetReadLimit(maxClientFrame)
+	pongWait := ss.s.cfg.SyncPingInterval.Duration * 5 / 2
 	ss.conn.SetReadDeadline(time.Now().Add(pongWait))
 	ss.conn.SetPongHandler(func(string) error { return ss.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
@@ -156,7 +157,7 @@ func (ss *syncSession) readLoop(ctx context.Context, cancel context.CancelFunc, 
 }
 
 func (ss *syncSession) run(ctx context.Context) error {
-	ping := time.NewTicker(pingInterval)
+	ping := time.NewTicker(ss.s.cfg.SyncPingInterval.Duration)
 	defer ping.Stop()
 	first := true
 	for {

@@ -100,6 +100,7 @@ func (db *DB) DeviceByToken(ctx context.Context, tokenHash []byte) (store.Device
 		return store.Device{}, notFound(err, "device by token")
 	}
 	d.CreatedAt, d.LastSeenAt = fromMS(created), fromMS(seen)
+	d.TokenHash = tokenHash
 	return d, nil
 }
 
