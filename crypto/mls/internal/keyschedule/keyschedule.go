@@ -29,6 +29,17 @@ type Epoch struct {
 	InitSecret         []byte // init_secret for the next epoch
 }
 
+// Erase zeroes every secret of the epoch in place (RFC 9420 §9.2: delete
+// what is no longer needed). Slices handed out earlier share the memory and
+// are zeroed too, so callers copy what must outlive the epoch, e.g. the
+// resumption PSK and the next init secret, before erasing.
+func (e *Epoch) Erase() {
+	for _, b := range [][]byte{e.JoinerSecret, e.WelcomeSecret, e.EpochSecret, e.SenderDataSecret, e.EncryptionSecret,
+		e.ExporterSecret, e.EpochAuthenticator, e.ExternalSecret, e.ConfirmationKey, e.MembershipKey, e.ResumptionPSK, e.InitSecret} {
+		clear(b)
+	}
+}
+
 // JoinerSecret computes ExpandWithLabel(Extract(init_secret_[n-1],
 // commit_secret), "joiner", GroupContext_[n], Nh) (RFC 9420 §8).
 func JoinerSecret(suite *ciphersuite.Suite, prevInitSecret, commitSecret, groupContext []byte) ([]byte, error) {

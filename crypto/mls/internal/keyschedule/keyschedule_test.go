@@ -173,3 +173,23 @@ func BenchmarkDeriveEpoch(b *testing.B) {
 		}
 	}
 }
+
+func TestEraseZeroesEverySecret(t *testing.T) {
+	s, err := ciphersuite.Lookup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Derive(s, make([]byte, s.Nh()), bytes.Repeat([]byte{1}, s.Nh()), nil, []byte("gc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := [][]byte{e.JoinerSecret, e.WelcomeSecret, e.EpochSecret, e.SenderDataSecret, e.EncryptionSecret, e.ExporterSecret,
+		e.EpochAuthenticator, e.ExternalSecret, e.ConfirmationKey, e.MembershipKey, e.ResumptionPSK, e.InitSecret}
+	e.Erase()
+	zero := make([]byte, s.Nh())
+	for i, b := range all {
+		if !bytes.Equal(b, zero) {
+			t.Errorf("secret %d not zeroed: %x", i, b)
+		}
+	}
+}
