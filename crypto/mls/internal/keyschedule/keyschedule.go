@@ -5,6 +5,7 @@
 package keyschedule
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
@@ -76,7 +77,7 @@ func WelcomeSecret(suite *ciphersuite.Suite, joinerSecret, pskSecret []byte) ([]
 // secret (nil means Nh zero bytes) and the encoded GroupContext (RFC 9420 §8).
 func FromJoiner(suite *ciphersuite.Suite, joinerSecret, pskSecret, groupContext []byte) (*Epoch, error) {
 	member := memberSecret(suite, joinerSecret, pskSecret)
-	e := &Epoch{JoinerSecret: joinerSecret}
+	e := &Epoch{JoinerSecret: bytes.Clone(joinerSecret)} // Erase must not zero the caller's copy
 	var err error
 	if e.WelcomeSecret, err = suite.DeriveSecret(member, "welcome"); err != nil {
 		return nil, fmt.Errorf("welcome secret: %w", err)
