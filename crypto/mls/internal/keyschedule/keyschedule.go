@@ -6,6 +6,8 @@ package keyschedule
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"errors"
 	"fmt"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
@@ -243,4 +245,18 @@ func InterimTranscriptHash(suite *ciphersuite.Suite, confirmed, confirmationTag 
 // (RFC 9420 §6.1).
 func ConfirmationTag(suite *ciphersuite.Suite, confirmationKey, confirmedTranscriptHash []byte) []byte {
 	return suite.MAC(confirmationKey, confirmedTranscriptHash)
+}
+
+// ErrConfirmationTag means a commit's or GroupInfo's confirmation tag does
+// not match the key schedule of its epoch.
+var ErrConfirmationTag = errors.New("mls key schedule: invalid confirmation tag")
+
+// VerifyConfirmationTag checks tag against MAC(confirmation_key,
+// confirmed_transcript_hash) in constant time (RFC 9420 §6.1, §12.4.2,
+// §12.4.3.1) and fails with ErrConfirmationTag otherwise.
+func VerifyConfirmationTag(suite *ciphersuite.Suite, confirmationKey, confirmedTranscriptHash, tag []byte) error {
+	if !hmac.Equal(ConfirmationTag(suite, confirmationKey, confirmedTranscriptHash), tag) {
+		return ErrConfirmationTag
+	}
+	return nil
 }

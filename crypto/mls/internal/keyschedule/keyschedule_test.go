@@ -2,6 +2,7 @@ package keyschedule
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
@@ -190,6 +191,23 @@ func TestEraseZeroesEverySecret(t *testing.T) {
 	for i, b := range all {
 		if !bytes.Equal(b, zero) {
 			t.Errorf("secret %d not zeroed: %x", i, b)
+		}
+	}
+}
+
+func TestVerifyConfirmationTag(t *testing.T) {
+	s, err := ciphersuite.Lookup(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, cth := bytes.Repeat([]byte{1}, s.Nh()), bytes.Repeat([]byte{2}, s.Nh())
+	tag := ConfirmationTag(s, key, cth)
+	if err := VerifyConfirmationTag(s, key, cth, tag); err != nil {
+		t.Fatalf("valid tag: %v", err)
+	}
+	for name, bad := range map[string][]byte{"flipped": append([]byte{tag[0] ^ 1}, tag[1:]...), "truncated": tag[:len(tag)-1], "empty": nil} {
+		if err := VerifyConfirmationTag(s, key, cth, bad); !errors.Is(err, ErrConfirmationTag) {
+			t.Errorf("%s tag: %v, want ErrConfirmationTag", name, err)
 		}
 	}
 }
