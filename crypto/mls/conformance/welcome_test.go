@@ -134,9 +134,8 @@ func runWelcome(t *testing.T, raw json.RawMessage) {
 	if !bytes.Equal(epoch.WelcomeSecret, welcomeSecret) {
 		t.Error("welcome secret differs between WelcomeSecret and FromJoiner")
 	}
-	tag := keyschedule.ConfirmationTag(s, epoch.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash)
-	if !bytes.Equal(tag, gi.ConfirmationTag) {
-		t.Errorf("confirmation tag = %x, group info carries %x", tag, gi.ConfirmationTag)
+	if err := keyschedule.VerifyConfirmationTag(s, epoch.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
+		t.Errorf("group info confirmation tag: %v", err)
 	}
 	other, err := keyschedule.FromJoiner(s, gs.JoinerSecret, bytes.Repeat([]byte{1}, s.Nh()), gcBytes)
 	if err != nil {
