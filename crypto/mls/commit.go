@@ -30,6 +30,9 @@ type Result struct {
 	// external_senders index for external senders; SenderType tells which.
 	Sender     uint32
 	SenderType uint8
+	// SenderCredential is the credential of a member sender (as it was
+	// before a commit it sent was applied).
+	SenderCredential *Credential
 	// ApplicationData and AuthenticatedData of an application message.
 	ApplicationData   []byte
 	AuthenticatedData []byte
@@ -43,7 +46,9 @@ type Result struct {
 // group: application data is decrypted, proposals are stored for a later
 // commit, and commits are validated (RFC 9420 §12.2) and applied (§12.4.2).
 // A commit sent by the own member is merged only if it is the pending one
-// created by Commit.
+// created by Commit; other messages the own member sent cannot be processed
+// again (its ratchet keys are used up), so the application skips its own
+// echoes. Messages of other epochs fail with ErrWrongEpoch.
 func (g *Group) ProcessMessage(data []byte) (*Result, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
@@ -78,6 +83,10 @@ func (g *Group) ProcessMessage(data []byte) (*Result, error) {
 	if ac.Content.Sender.SenderType == wire.SenderTypeExternal {
 		res.Sender = ac.Content.Sender.SenderIndex
 	}
+	if ac.Content.Sender.SenderType == wire.SenderTypeMember {
+		c := g.tree.Leaf(ac.Content.Sender.LeafIndex).Credential
+		res.SenderCredential = &c
+	}
 	switch ac.Content.ContentType {
 	case wire.ContentTypeApplication:
 		res.Kind, res.ApplicationData, res.AuthenticatedData = ResultApplication, ac.Content.ApplicationData, ac.Content.AuthenticatedData
@@ -111,6 +120,11 @@ func (g *Group) storeProposal(ac *wire.AuthenticatedContent) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range g.pending {
+		if bytes.Equal(p.ref, ref) {
+			return nil // already stored (e.g. the own proposal echoed back)
+		}
+	}
 	g.pending = append(g.pending, &pendingProposal{ref: ref, proposal: ac.Content.Proposal, sender: ac.Content.Sender})
 	return nil
 }
@@ -122,6 +136,7 @@ type stagedCommit struct {
 	keys       *tree.PathKeys
 	epoch      *keyschedule.Epoch
 	interim    []byte
+	confTag    []byte
 	reinit     *wire.ReInit
 	removedMe  bool
 	result     *Result
@@ -139,7 +154,7 @@ func (g *Group) merge(sc *stagedCommit) {
 		g.secrets, g.secretTree, g.staged, g.pending, g.keys = epochSecrets{}, nil, nil, nil, nil
 		return
 	}
-	g.ctx, g.tree, g.keys, g.interim = sc.ctx, sc.tree, sc.keys, sc.interim
+	g.ctx, g.tree, g.keys, g.interim, g.confTag = sc.ctx, sc.tree, sc.keys, sc.interim, sc.confTag
 	g.setEpoch(sc.epoch)
 	g.staged = nil
 	if sc.reinit != nil {
@@ -336,6 +351,7 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*stagedCommit, err
 	}
 	sc.ctx, sc.tree, sc.keys, sc.epoch = ctx, a.tree, keys, e
 	sc.interim = keyschedule.InterimTranscriptHash(g.suite, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag)
+	sc.confTag = ac.Auth.ConfirmationTag
 	return sc, nil
 }
 

@@ -255,8 +255,8 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitOutput, error) {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
 	sc := &stagedCommit{ctx: ctx, tree: a.tree, keys: keys, epoch: e, reinit: a.reinit, message: msg,
-		interim: keyschedule.InterimTranscriptHash(g.suite, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag),
-		result:  &Result{Kind: ResultCommit, SenderType: uint8(wire.SenderTypeMember), Sender: me, Added: a.added, Removed: a.removed}}
+		interim: keyschedule.InterimTranscriptHash(g.suite, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag), confTag: ac.Auth.ConfirmationTag,
+		result: &Result{Kind: ResultCommit, SenderType: uint8(wire.SenderTypeMember), Sender: me, Added: a.added, Removed: a.removed}}
 	out := &CommitOutput{Commit: msg}
 	if opts.InlineTree || len(a.added) > 0 {
 		if out.RatchetTree, err = a.tree.Encode(); err != nil {
@@ -366,3 +366,70 @@ func (g *Group) DiscardPendingCommit() { g.staged = nil }
 // RatchetTree returns the encoded ratchet tree of the current epoch
 // (RFC 9420 §12.4.3.3), for joiners when GroupInfos do not carry it.
 func (g *Group) RatchetTree() ([]byte, error) { return g.tree.Encode() }
+
+// GroupInfo returns a signed GroupInfo of the current epoch as an encoded
+// MLSMessage (RFC 9420 §12.4.3): with inlineTree it carries the
+// ratchet_tree extension, with externalPub the external_pub extension that
+// lets new devices join by external commit (JoinExternal).
+func (g *Group) GroupInfo(inlineTree, externalPub bool) ([]byte, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	gi := &wire.GroupInfo{GroupContext: g.ctx, ConfirmationTag: g.confTag, Signer: g.LeafIndex()}
+	if inlineTree {
+		rt, err := g.tree.Encode()
+		if err != nil {
+			return nil, err
+		}
+		gi.Extensions = append(gi.Extensions, wire.Extension{ExtensionType: wire.ExtensionTypeRatchetTree, ExtensionData: rt})
+	}
+	if externalPub {
+		_, pub, err := keyschedule.ExternalKeyPair(g.suite, g.secrets.external)
+		if err != nil {
+			return nil, err
+		}
+		ext, err := wire.NewExtension(wire.ExtensionTypeExternalPub, &wire.ExternalPub{ExternalPub: pub})
+		if err != nil {
+			return nil, err
+		}
+		gi.Extensions = append(gi.Extensions, ext)
+	}
+	if err := g.signGroupInfo(gi); err != nil {
+		return nil, err
+	}
+	return encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
+}
+
+// ProposeAdd proposes adding the member of an encoded KeyPackage by
+// reference (RFC 9420 §12.1.1); see Propose.
+func (g *Group) ProposeAdd(keyPackage []byte, private bool) ([]byte, error) {
+	p, err := AddProposal(keyPackage)
+	if err != nil {
+		return nil, err
+	}
+	return g.Propose(p, private)
+}
+
+// ProposeRemove proposes removing the member at leaf by reference
+// (RFC 9420 §12.1.3); see Propose.
+func (g *Group) ProposeRemove(leaf uint32, private bool) ([]byte, error) {
+	return g.Propose(RemoveProposal(leaf), private)
+}
+
+// ProposeExternalPSK proposes injecting an external PSK by reference
+// (RFC 9420 §12.1.4); see Propose.
+func (g *Group) ProposeExternalPSK(id []byte, private bool) ([]byte, error) {
+	return g.Propose(g.ExternalPSKProposal(id), private)
+}
+
+// ProposeGroupContextExtensions proposes new GroupContext extensions by
+// reference (RFC 9420 §12.1.7); see Propose.
+func (g *Group) ProposeGroupContextExtensions(exts []Extension, private bool) ([]byte, error) {
+	return g.Propose(GroupContextExtensionsProposal(exts), private)
+}
+
+// ProposeReInit proposes reinitializing the group with a new group id,
+// suite and extensions by reference (RFC 9420 §12.1.5); see Propose.
+func (g *Group) ProposeReInit(groupID []byte, suite CipherSuite, exts []Extension, private bool) ([]byte, error) {
+	return g.Propose(ReInitProposal(groupID, suite, exts), private)
+}

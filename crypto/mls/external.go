@@ -176,6 +176,6 @@ func JoinExternal(cfg *Config, groupInfo []byte, cred Credential, signaturePriv 
 		return nil, nil, err
 	}
 	g.merge(&stagedCommit{ctx: ctx, tree: a.tree, keys: path.Keys, epoch: e,
-		interim: keyschedule.InterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag)})
+		interim: keyschedule.InterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag), confTag: ac.Auth.ConfirmationTag})
 	return g, msg, nil
 }

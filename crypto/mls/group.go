@@ -26,6 +26,7 @@ type Group struct {
 	secrets    epochSecrets
 	secretTree *secrettree.Tree
 	interim    []byte // interim transcript hash
+	confTag    []byte // confirmation tag of the commit that started the epoch
 
 	pending    []*pendingProposal
 	resumption map[uint64][]byte // epoch → resumption PSK (RFC 9420 §8.6)
@@ -190,10 +191,9 @@ func CreateGroup(cfg *Config, groupID []byte, suite CipherSuite, cred Credential
 	if err != nil {
 		return nil, fmt.Errorf("mls: create group: %w", err)
 	}
-	if err := tree.ValidateKeyPackage(s, &wire.KeyPackage{Version: wire.ProtocolVersionMLS10, CipherSuite: s.ID(), LeafNode: *ln}, pol); err != nil && pol.Credentials != nil {
-		// Only the credential can fail here; the rest is built above.
-		if err2 := pol.Credentials.ValidateCredential(&ln.Credential, ln.SignatureKey); err2 != nil {
-			return nil, fmt.Errorf("mls: create group: own credential: %w", err2)
+	if pol.Credentials != nil {
+		if err := pol.Credentials.ValidateCredential(&ln.Credential, ln.SignatureKey); err != nil {
+			return nil, fmt.Errorf("mls: create group: own credential: %w", err)
 		}
 	}
 	g.tree = tree.New(s, ln)
@@ -216,7 +216,7 @@ func CreateGroup(cfg *Config, groupID []byte, suite CipherSuite, cred Credential
 	// The interim transcript hash of epoch 0 uses an empty confirmation
 	// tag over an empty confirmed transcript hash (RFC 9420 §8.2, §11).
 	tag := keyschedule.ConfirmationTag(s, e.ConfirmationKey, nil)
-	g.interim = keyschedule.InterimTranscriptHash(s, nil, tag)
+	g.interim, g.confTag = keyschedule.InterimTranscriptHash(s, nil, tag), tag
 	return g, nil
 }
 

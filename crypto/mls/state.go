@@ -39,7 +39,7 @@ func (g *Group) Marshal() ([]byte, error) {
 	}
 	w.WriteOpaque(g.sigKey)
 	s := &g.secrets
-	for _, b := range [][]byte{s.senderData, s.exporter, s.authenticator, s.external, s.confirmation, s.membership, s.resumption, s.init, g.encryptionSecret, g.interim} {
+	for _, b := range [][]byte{s.senderData, s.exporter, s.authenticator, s.external, s.confirmation, s.membership, s.resumption, s.init, g.encryptionSecret, g.interim, g.confTag} {
 		w.WriteOpaque(b)
 	}
 	w.WriteUint32(g.sentGen[0])
@@ -125,7 +125,7 @@ func UnmarshalGroup(cfg *Config, data []byte) (g *Group, err error) {
 		return nil, err
 	}
 	s := &g.secrets
-	for _, dst := range []*[]byte{&s.senderData, &s.exporter, &s.authenticator, &s.external, &s.confirmation, &s.membership, &s.resumption, &s.init, &g.encryptionSecret, &g.interim} {
+	for _, dst := range []*[]byte{&s.senderData, &s.exporter, &s.authenticator, &s.external, &s.confirmation, &s.membership, &s.resumption, &s.init, &g.encryptionSecret, &g.interim, &g.confTag} {
 		if *dst, err = r.ReadOpaque(); err != nil {
 			return nil, err
 		}

@@ -118,6 +118,7 @@ func JoinFromWelcome(cfg *Config, welcome, keyPackage []byte, priv *KeyPackagePr
 		return nil, fmt.Errorf("%w: confirmation tag", ErrInvalidWelcome)
 	}
 	g.interim = keyschedule.InterimTranscriptHash(s, g.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	g.confTag = gi.ConfirmationTag
 	g.setEpoch(e)
 	return g, nil
 }
