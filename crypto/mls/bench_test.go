@@ -71,7 +71,11 @@ func getFixture(b *testing.B, n int, populated bool) *benchFixture {
 		b.Fatal(err)
 	}
 	f.welcome = len(out.Welcome)
-	if f.g1, err = JoinFromWelcome(nil, out.Welcome, kp1, priv1, out.RatchetTree); err != nil {
+	rt, err := g0.RatchetTree()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if f.g1, err = JoinFromWelcome(nil, out.Welcome, kp1, priv1, rt); err != nil {
 		b.Fatal(err)
 	}
 	if populated {
@@ -152,7 +156,11 @@ func BenchmarkCommitAdd(b *testing.B) {
 				}
 				b.ReportMetric(float64(len(out.Commit)), "commit-bytes")
 				b.ReportMetric(float64(len(out.Welcome)), "welcome-bytes")
-				b.ReportMetric(float64(len(out.RatchetTree))/float64(n+1), "tree-bytes/member")
+				rt, err := f.g0.RatchetTree()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(rt))/float64(n), "tree-bytes/member")
 			})
 		}
 	}

@@ -143,9 +143,9 @@ type CommitOutput struct {
 	Welcome []byte
 	// GroupInfo is the encoded GroupInfo MLSMessage of the new epoch.
 	GroupInfo []byte
-	// RatchetTree is the encoded ratchet tree of the new epoch, set when
-	// members were added (send it with the Welcome unless InlineTree) or
-	// InlineTree was asked; Group.RatchetTree gives it at any time.
+	// RatchetTree is the encoded ratchet tree of the new epoch when
+	// InlineTree was asked. Otherwise joiners need the tree out of band:
+	// after merging the commit, Group.RatchetTree returns it.
 	RatchetTree []byte
 }
 
@@ -258,7 +258,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitOutput, error) {
 		interim: keyschedule.InterimTranscriptHash(g.suite, ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag), confTag: ac.Auth.ConfirmationTag,
 		result: &Result{Kind: ResultCommit, SenderType: uint8(wire.SenderTypeMember), Sender: me, Added: a.added, Removed: a.removed}}
 	out := &CommitOutput{Commit: msg}
-	if opts.InlineTree || len(a.added) > 0 {
+	if opts.InlineTree {
 		if out.RatchetTree, err = a.tree.Encode(); err != nil {
 			return nil, err
 		}

@@ -84,11 +84,13 @@ func (w *world) commit(c *client, opts *CommitOptions, joiners [][]byte, privs [
 		stay = append(stay, o)
 	}
 	w.members = stay
-	for i, kp := range joiners {
-		tree := out.RatchetTree
-		if opts.InlineTree {
-			tree = nil
+	var tree []byte
+	if len(joiners) > 0 && !opts.InlineTree {
+		if tree, err = c.g.RatchetTree(); err != nil {
+			w.t.Fatal(err)
 		}
+	}
+	for i, kp := range joiners {
 		g, err := JoinFromWelcome(nil, out.Welcome, kp, privs[i], tree)
 		if err != nil {
 			w.t.Fatalf("%s join: %v", names[i], err)
