@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -190,6 +191,12 @@ func BenchmarkProcessAdd(b *testing.B) {
 					// Processing never mutates the pre-commit state it
 					// reads, so a shallow copy is a fresh receiver.
 					g := *f.g1
+					// The copy must not erase f.g1's epoch on merge.
+					g.secretTree, g.encryptionSecret = nil, nil
+					s := &g.secrets
+					for _, p := range []*[]byte{&s.senderData, &s.exporter, &s.authenticator, &s.external, &s.confirmation, &s.membership, &s.init} {
+						*p = bytes.Clone(*p)
+					}
 					if _, err := g.ProcessMessage(out.Commit); err != nil {
 						b.Fatal(err)
 					}

@@ -151,7 +151,8 @@ type stagedCommit struct {
 func (g *Group) merge(sc *stagedCommit) {
 	if sc.removedMe {
 		g.removed = true
-		g.secrets, g.secretTree, g.staged, g.pending, g.keys = epochSecrets{}, nil, nil, nil, nil
+		g.eraseEpoch()
+		g.staged, g.pending, g.keys = nil, nil, nil
 		return
 	}
 	g.ctx, g.tree, g.keys, g.interim, g.confTag = sc.ctx, sc.tree, sc.keys, sc.interim, sc.confTag

@@ -128,8 +128,31 @@ func (g *Group) encodedContext() ([]byte, error) { return codec.Marshal(&g.ctx) 
 
 func (g *Group) policy() (*tree.Policy, error) { return g.cfg.policy(g.ctx.Extensions) }
 
-// setEpoch installs a new epoch's secrets and secret tree.
+// erase zeroes the epoch's secrets (RFC 9420 §9.2: delete what is no longer
+// needed).
+func (s *epochSecrets) erase() {
+	for _, b := range [][]byte{s.senderData, s.exporter, s.authenticator, s.external, s.confirmation, s.membership, s.init} {
+		clear(b)
+	}
+	*s = epochSecrets{}
+}
+
+// eraseEpoch deletes the current epoch's secrets and secret tree; the
+// resumption PSK stays in the retained set.
+func (g *Group) eraseEpoch() {
+	if g.secretTree != nil {
+		g.secretTree.Erase()
+		g.secretTree = nil
+	}
+	g.secrets.erase()
+	clear(g.encryptionSecret)
+	g.encryptionSecret = nil
+}
+
+// setEpoch installs a new epoch's secrets and secret tree, deleting those of
+// the previous epoch (forward secrecy: no late messages of an old epoch).
 func (g *Group) setEpoch(e *keyschedule.Epoch) {
+	g.eraseEpoch()
 	g.secrets = secretsOf(e)
 	g.secretTree = secrettree.New(g.suite, e.EncryptionSecret, g.tree.LeafCount())
 	g.encryptionSecret, g.sentGen = e.EncryptionSecret, [2]uint32{}
@@ -301,6 +324,7 @@ func (g *Group) protect(ac *wire.AuthenticatedContent, padding int) ([]byte, err
 // (RFC 9420 §6.2, §6.3) and returns its AuthenticatedContent.
 func (g *Group) unprotect(m *wire.MLSMessage) (*wire.AuthenticatedContent, error) {
 	var ac *wire.AuthenticatedContent
+	var pending *secrettree.Pending
 	switch m.WireFormat {
 	case wire.WireFormatPublicMessage:
 		pm := m.PublicMessage
@@ -328,9 +352,14 @@ func (g *Group) unprotect(m *wire.MLSMessage) (*wire.AuthenticatedContent, error
 		}
 	case wire.WireFormatPrivateMessage:
 		var err error
-		if ac, err = g.decryptPrivate(m.PrivateMessage); err != nil {
+		if ac, pending, err = g.decryptPrivate(m.PrivateMessage); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if pending != nil {
+				pending.Discard()
+			}
+		}()
 	default:
 		return nil, fmt.Errorf("%w: wire format %d is not a group message", ErrInvalidMessage, m.WireFormat)
 	}
@@ -344,6 +373,13 @@ func (g *Group) unprotect(m *wire.MLSMessage) (*wire.AuthenticatedContent, error
 	}
 	if err := g.suite.VerifyWithLabel(key, "FramedContentTBS", tbs, ac.Auth.Signature); err != nil {
 		return nil, fmt.Errorf("%w: signature: %w", ErrInvalidMessage, err)
+	}
+	if pending != nil {
+		p := pending
+		pending = nil
+		if err := p.Consume(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		}
 	}
 	return ac, nil
 }
@@ -395,57 +431,67 @@ func (g *Group) senderSignatureKey(fc *wire.FramedContent) ([]byte, error) {
 }
 
 // decryptPrivate opens a PrivateMessage (RFC 9420 §6.3).
-func (g *Group) decryptPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedContent, error) {
+func (g *Group) decryptPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedContent, *secrettree.Pending, error) {
 	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) {
-		return nil, ErrWrongGroup
+		return nil, nil, ErrWrongGroup
 	}
 	if pm.Epoch != g.ctx.Epoch {
-		return nil, fmt.Errorf("%w: epoch %d, group at %d", ErrWrongEpoch, pm.Epoch, g.ctx.Epoch)
+		return nil, nil, fmt.Errorf("%w: epoch %d, group at %d", ErrWrongEpoch, pm.Epoch, g.ctx.Epoch)
 	}
 	sk, sn, err := secrettree.SenderDataKeyNonce(g.suite, g.secrets.senderData, pm.Ciphertext)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sdAAD, err := pm.SenderDataAAD()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	sdb, err := g.suite.Open(sk, sn, sdAAD, pm.EncryptedSenderData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: sender data: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: sender data: %w", ErrInvalidMessage, err)
 	}
 	var sd wire.SenderData
 	if err := codec.Unmarshal(sdb, &sd); err != nil {
-		return nil, fmt.Errorf("%w: sender data: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: sender data: %w", ErrInvalidMessage, err)
 	}
 	if sd.LeafIndex >= g.tree.LeafCount() || g.tree.Leaf(sd.LeafIndex) == nil {
-		return nil, fmt.Errorf("%w: sender leaf %d is not a member", ErrInvalidMessage, sd.LeafIndex)
+		return nil, nil, fmt.Errorf("%w: sender leaf %d is not a member", ErrInvalidMessage, sd.LeafIndex)
 	}
 	kind := secrettree.Handshake
 	if pm.ContentType == wire.ContentTypeApplication {
 		kind = secrettree.Application
 	}
-	kn, err := g.secretTree.Get(sd.LeafIndex, kind, sd.Generation)
+	// Peek, and consume the key only once the message authenticated, so a
+	// forged message burns no key (RFC 9420 §9.2).
+	pending, err := g.secretTree.Peek(sd.LeafIndex, kind, sd.Generation)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			pending.Discard()
+		}
+	}()
+	kn := pending.KeyNonce
 	nonce := bytes.Clone(kn.Nonce)
 	for i := range sd.ReuseGuard {
 		nonce[i] ^= sd.ReuseGuard[i]
 	}
 	aad, err := pm.ContentAAD()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	pt, err := g.suite.Open(kn.Key, nonce, aad, pm.Ciphertext)
 	if err != nil {
-		return nil, fmt.Errorf("%w: content: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: content: %w", ErrInvalidMessage, err)
 	}
 	pc := wire.PrivateMessageContent{ContentType: pm.ContentType}
 	if err := codec.Unmarshal(pt, &pc); err != nil {
-		return nil, fmt.Errorf("%w: content: %w", ErrInvalidMessage, err)
+		return nil, nil, fmt.Errorf("%w: content: %w", ErrInvalidMessage, err)
 	}
-	return &wire.AuthenticatedContent{WireFormat: wire.WireFormatPrivateMessage, Content: pc.FramedContent(pm, sd.LeafIndex), Auth: pc.Auth}, nil
+	ok = true
+	return &wire.AuthenticatedContent{WireFormat: wire.WireFormatPrivateMessage, Content: pc.FramedContent(pm, sd.LeafIndex), Auth: pc.Auth}, pending, nil
 }
 
 // EncryptApplication encrypts application data as a PrivateMessage of the

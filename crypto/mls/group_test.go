@@ -270,17 +270,20 @@ func TestOldEpochRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldSecrets := b.g.secrets
+	o := b.g.secrets
+	oldTree, oldEnc := b.g.secretTree, b.g.encryptionSecret
 	w.commit(a, &CommitOptions{ForcePath: true}, nil, nil, nil)
 	if _, err := b.g.ProcessMessage(old); !errors.Is(err, ErrWrongEpoch) {
 		t.Fatalf("old-epoch message: got %v, want ErrWrongEpoch", err)
 	}
-	for _, s := range [][]byte{b.g.secrets.senderData, b.g.secrets.exporter, b.g.secrets.init, b.g.secrets.membership, b.g.secrets.confirmation} {
-		for _, o := range [][]byte{oldSecrets.senderData, oldSecrets.exporter, oldSecrets.init, oldSecrets.membership, oldSecrets.confirmation, oldSecrets.external} {
-			if bytes.Equal(s, o) {
-				t.Fatal("a secret of the previous epoch survived the commit")
-			}
+	// The previous epoch's secrets are zeroed, its secret tree erased.
+	for i, s := range [][]byte{o.senderData, o.exporter, o.init, o.membership, o.confirmation, o.external, oldEnc} {
+		if len(s) == 0 || !bytes.Equal(s, make([]byte, len(s))) {
+			t.Fatalf("secret %d of the previous epoch survived the commit", i)
 		}
+	}
+	if _, err := oldTree.Next(0, 1); err == nil {
+		t.Fatal("the previous epoch's secret tree still derives keys")
 	}
 }
 
