@@ -290,9 +290,14 @@ func (c *Client) DownloadMedia(ctx context.Context, mediaID string, from, to int
 	return io.ReadAll(resp.Body)
 }
 
-// Sync is an open sync WebSocket.
+// maxRetainedFrameBuffer is the largest frame buffer a Sync keeps for reuse.
+const maxRetainedFrameBuffer = 1 << 20
+
+// Sync is an open sync WebSocket. Its methods that read (Next, NextRaw)
+// must be called from one goroutine at a time.
 type Sync struct {
 	conn *websocket.Conn
+	buf  bytes.Buffer // the last frame read; reused so that reading does not allocate per frame
 }
 
 // Sync opens the sync WebSocket, resuming after stream position since.
@@ -321,7 +326,7 @@ func (c *Client) Sync(ctx context.Context, since int64) (*Sync, error) {
 // *websocket.CloseError.
 func (s *Sync) Next() (proto.SyncFrame, error) {
 	var f proto.SyncFrame
-	_, data, err := s.conn.ReadMessage()
+	data, err := s.NextRaw()
 	if err != nil {
 		return f, err
 	}
@@ -332,10 +337,23 @@ func (s *Sync) Next() (proto.SyncFrame, error) {
 }
 
 // NextRaw reads the next frame without decoding it, for consumers that
-// need only a few fields of a high-volume stream.
+// need only a few fields of a high-volume stream. The returned slice is
+// valid only until the next call of Next or NextRaw: the buffer is reused,
+// so that a process holding many sync connections does not allocate and
+// collect a new buffer for every frame.
 func (s *Sync) NextRaw() ([]byte, error) {
-	_, data, err := s.conn.ReadMessage()
-	return data, err
+	_, r, err := s.conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	if s.buf.Cap() > maxRetainedFrameBuffer {
+		s.buf = bytes.Buffer{} // do not keep one rare large frame's memory for the life of the connection
+	}
+	s.buf.Reset()
+	if _, err := s.buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return s.buf.Bytes(), nil
 }
 
 // SetReadDeadline bounds the wait in Next.
