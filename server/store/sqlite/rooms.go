@@ -19,8 +19,11 @@ const (
 	qNextSeq     = `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`
 	qInsertEvent = `INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING stream`
-	qFindTxn    = `SELECT ` + eventColumns + ` FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`
-	qMembership = `SELECT membership FROM members WHERE room_id = ? AND user_id = ?`
+	// qCheckAppend reads, in one step, the sender's membership and the
+	// stream position of an earlier event with the same transaction id.
+	qCheckAppend = `SELECT (SELECT membership FROM members WHERE room_id = ?1 AND user_id = ?2),
+		(SELECT stream FROM events WHERE room_id = ?1 AND sender = ?2 AND device_id = ?3 AND txn_id = ?4)`
+	qEventByStream = `SELECT ` + eventColumns + ` FROM events WHERE stream = ?`
 )
 
 type scanner interface{ Scan(dest ...any) error }
@@ -232,38 +235,35 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 	var ev proto.Event
 	duplicate := false
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if a.TxnID != "" {
-			q, err := db.stmt(tx, qFindTxn)
-			if err != nil {
-				return err
-			}
-			row := q.QueryRow(a.RoomID, a.Sender, a.DeviceID, a.TxnID)
-			prev, err := scanEvent(row)
-			if err == nil {
-				ev, duplicate = prev, true
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("look up transaction %s: %w", a.TxnID, err)
-			}
-		}
-		var membership string
-		q, err := db.stmt(tx, qMembership)
+		check, err := db.stmt(tx, qCheckAppend)
 		if err != nil {
 			return err
 		}
-		err = q.QueryRow(a.RoomID, a.Sender).Scan(&membership)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("membership of %s: %w", a.Sender, err)
-		}
-		if membership != proto.MembershipJoin {
-			return fmt.Errorf("%s is not a joined member of %s: %w", a.Sender, a.RoomID, store.ErrForbidden)
-		}
-		ev = proto.Event{RoomID: a.RoomID, Sender: a.Sender, DeviceID: a.DeviceID, Kind: a.Kind, Body: a.Body, Time: time.Now()}
-		var txn *string
+		var membership sql.NullString
+		var prev sql.NullInt64
+		var txn *string // NULL when there is no transaction id: matches nothing
 		if a.TxnID != "" {
 			txn = &a.TxnID
 		}
+		if err := check.QueryRow(a.RoomID, a.Sender, a.DeviceID, txn).Scan(&membership, &prev); err != nil {
+			return fmt.Errorf("check append to %s: %w", a.RoomID, err)
+		}
+		if prev.Valid {
+			// A repeated transaction: answer with the original event.
+			q, err := db.stmt(tx, qEventByStream)
+			if err != nil {
+				return err
+			}
+			if ev, err = scanEvent(q.QueryRow(prev.Int64)); err != nil {
+				return fmt.Errorf("look up transaction %s: %w", a.TxnID, err)
+			}
+			duplicate = true
+			return nil
+		}
+		if membership.String != proto.MembershipJoin {
+			return fmt.Errorf("%s is not a joined member of %s: %w", a.Sender, a.RoomID, store.ErrForbidden)
+		}
+		ev = proto.Event{RoomID: a.RoomID, Sender: a.Sender, DeviceID: a.DeviceID, Kind: a.Kind, Body: a.Body, Time: time.Now()}
 		return db.appendEvent(tx, &ev, txn)
 	})
 	return ev, duplicate, err

@@ -255,7 +255,7 @@ func (db *DB) runBatch(batch []*writeOp) {
 
 // hotStatements are prepared once at Open, on the single write connection,
 // because parsing SQL was a tenth of the server's CPU time under load.
-var hotStatements = []string{qNextSeq, qInsertEvent, qFindTxn, qMembership, qSavepoint, qRollbackTo, qRelease}
+var hotStatements = []string{qNextSeq, qInsertEvent, qCheckAppend, qSavepoint, qRollbackTo, qRelease}
 
 // Every queued operation runs inside its own savepoint (see runBatch).
 const (
