@@ -118,3 +118,33 @@ func TestExternalSenderHub(t *testing.T) {
 		t.Fatal("external Update-like proposal accepted")
 	}
 }
+
+// TestPSKs commits an external PSK and a resumption PSK of a past epoch and
+// checks that every member derives the same epoch; a member without the
+// external PSK cannot follow.
+func TestPSKs(t *testing.T) {
+	psk := []byte("0123456789abcdef0123456789abcdef")
+	cfg := &Config{ExternalPSK: func(id []byte) ([]byte, bool) { return psk, string(id) == "shared" }}
+	w := newWorld(t, 1, 31)
+	w.members[0].g.cfg = cfg
+	w.add(w.members[0], 2, true)
+	for _, c := range w.members {
+		c.g.cfg = cfg
+	}
+	a := w.members[0].g
+	w.commit(w.members[0], &CommitOptions{Proposals: []*Proposal{a.ExternalPSKProposal([]byte("shared")), a.ResumptionPSKProposal(1)}}, nil, nil, nil)
+	// A PSK by reference, and a member that lacks it.
+	msg, err := w.members[1].g.ProposeExternalPSK([]byte("shared"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.broadcast(w.members[1], msg)
+	w.members[2].g.cfg = &Config{}
+	out, err := a.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.members[2].g.ProcessMessage(out.Commit); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("member without the PSK: %v", err)
+	}
+}

@@ -106,6 +106,13 @@ func (g *Group) EpochAuthenticator() []byte { return bytes.Clone(g.secrets.authe
 // nil; a group that was reinitialized accepts no further messages.
 func (g *Group) ReInit() *wire.ReInit { return g.reinit }
 
+// ResumptionPSK returns the retained resumption PSK of one of the group's
+// epochs (RFC 9420 §8.6), e.g. to hand to a reinitialized group's Config.
+func (g *Group) ResumptionPSK(epoch uint64) ([]byte, bool) {
+	p, ok := g.resumption[epoch]
+	return bytes.Clone(p), ok
+}
+
 // Export returns MLS-Exporter(label, context, length) (RFC 9420 §8.5).
 func (g *Group) Export(label string, context []byte, length int) ([]byte, error) {
 	return keyschedule.Export(g.suite, g.secrets.exporter, label, context, length)

@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/medicus-health/medicus/crypto/mls/ciphersuite"
 	"github.com/medicus-health/medicus/crypto/mls/internal/codec"
@@ -86,6 +87,13 @@ type Config struct {
 	// ExternalPSK returns the secret of an external PSK by its id (RFC 9420
 	// §8.4), or false if unknown. Nil knows no external PSKs.
 	ExternalPSK func(id []byte) ([]byte, bool)
+	// ResumptionPSK returns the resumption PSK of another group's epoch
+	// (RFC 9420 §8.6), for Welcomes of a reinitialized or branched group;
+	// nil knows none. A group's own past epochs are retained automatically.
+	ResumptionPSK func(groupID []byte, epoch uint64) ([]byte, bool)
+	// Now, if set, enables lifetime checks of received leaf nodes
+	// (RFC 9420 §7.3) against its time.
+	Now func() time.Time
 	// RetainedResumptionPSKs is how many past epochs' resumption PSKs the
 	// group keeps (RFC 9420 §8.6); zero means 8.
 	RetainedResumptionPSKs int
@@ -95,6 +103,9 @@ func (c *Config) policy(reqExts []wire.Extension) (*tree.Policy, error) {
 	pol := &tree.Policy{}
 	if c != nil {
 		pol.Credentials = c.Credentials
+		if c.Now != nil {
+			pol.Now = c.Now()
+		}
 	}
 	rc, err := tree.ParseRequiredCapabilities(reqExts)
 	if err != nil {
@@ -134,6 +145,10 @@ func lookup(id CipherSuite) (*ciphersuite.Suite, error) {
 	}
 	return s, nil
 }
+
+// SupportedCipherSuites lists the cipher suites this package implements:
+// all seven of RFC 9420 §17.1.
+func SupportedCipherSuites() []CipherSuite { return ciphersuite.Supported() }
 
 // GenerateSignatureKey returns a fresh signature key pair of suite in the
 // wire encoding (RFC 9420 §5.1.2).

@@ -359,11 +359,14 @@ func (g *Group) pskSecret(ids []wire.PreSharedKeyID) ([]byte, error) {
 				return nil, fmt.Errorf("%w: external psk %x", ErrUnknownPSK, id.ID)
 			}
 		case wire.PSKTypeResumption:
-			if !bytes.Equal(id.GroupID, g.ctx.GroupID) {
-				return nil, fmt.Errorf("%w: resumption psk of another group", ErrUnknownPSK)
-			}
 			var ok bool
-			if secret, ok = g.resumption[id.PSKEpoch]; !ok {
+			if bytes.Equal(id.GroupID, g.ctx.GroupID) {
+				secret, ok = g.resumption[id.PSKEpoch]
+			}
+			if !ok && g.cfg != nil && g.cfg.ResumptionPSK != nil {
+				secret, ok = g.cfg.ResumptionPSK(id.GroupID, id.PSKEpoch)
+			}
+			if !ok {
 				return nil, fmt.Errorf("%w: resumption psk of epoch %d", ErrUnknownPSK, id.PSKEpoch)
 			}
 		default:
