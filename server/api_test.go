@@ -802,3 +802,35 @@ func TestSyncSurvivesPingsAndEndsWhenAccountDisabled(t *testing.T) {
 		t.Fatal("disabled account's sync stayed open")
 	}
 }
+
+func TestDeviceMessageQueueIsBounded(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxQueuedDeviceMessages = 3 })
+	doc, nurse := e.login("doc"), e.login("nurse")
+	send := func(txn string) (int, string) {
+		return e.call("PUT", "/v1/send_to_device/"+txn, doc.AccessToken, proto.SendToDeviceRequest{Messages: []proto.OutgoingDeviceMessage{
+			{UserID: nurse.UserID, DeviceID: nurse.DeviceID, Kind: "call-invite", Body: []byte("x")}}}, nil)
+	}
+	for i := range 3 {
+		if status, code := send(fmt.Sprint("t", i)); status != 200 {
+			t.Fatalf("message %d: %d %s", i, status, code)
+		}
+	}
+	if status, code := send("t3"); status != 429 || code != proto.ErrLimitExceeded {
+		t.Fatalf("message over the queue bound: %d %s, want 429 M_LIMIT_EXCEEDED", status, code)
+	}
+	if status, code := send("t2"); status != 200 {
+		t.Fatalf("repeat of a queued message to a full queue: %d %s, want 200", status, code)
+	}
+	// Acknowledging frees the queue.
+	conn := e.dialSync(nurse.AccessToken, 0)
+	var last int64
+	for n := 0; n < 3; {
+		if f := readFrame(t, conn); f.Type == proto.FrameDeviceMessage {
+			last, n = f.DeviceMessage.ID, n+1
+		}
+	}
+	e.must("POST", "/v1/device_messages/ack", nurse.AccessToken, proto.AckRequest{UpTo: last}, nil)
+	if status, code := send("t3"); status != 200 {
+		t.Fatalf("message after the ack: %d %s", status, code)
+	}
+}

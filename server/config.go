@@ -30,6 +30,10 @@ type Config struct {
 	MaxKeyPackagesPerDevice int `toml:"max_key_packages_per_device"`
 	MaxKeyPackagesPerUpload int `toml:"max_key_packages_per_upload"`
 
+	// MaxQueuedDeviceMessages bounds the unacknowledged direct messages
+	// queued for one device.
+	MaxQueuedDeviceMessages int `toml:"max_queued_device_messages"`
+
 	// SyncRingEvents is how many recent events are kept in memory for live
 	// sync; devices further behind catch up from the database.
 	SyncRingEvents int `toml:"sync_ring_events"`
@@ -70,6 +74,7 @@ func DefaultConfig() Config {
 		LoginFailureBurst:       10,
 		MaxKeyPackagesPerDevice: 500,
 		MaxKeyPackagesPerUpload: 200,
+		MaxQueuedDeviceMessages: 10000,
 		SyncRingEvents:          16384,
 		SyncWriteTimeout:        Duration{15 * time.Second},
 		SyncPingInterval:        Duration{30 * time.Second},
@@ -109,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxKeyPackagesPerDevice < 1 || c.MaxKeyPackagesPerUpload < 1 {
 		errs = append(errs, errors.New("key package limits must be positive"))
+	}
+	if c.MaxQueuedDeviceMessages < 1 {
+		errs = append(errs, errors.New("max_queued_device_messages must be positive"))
 	}
 	if c.SyncPingInterval.Duration < 10*time.Millisecond || c.SyncWriteTimeout.Duration <= 0 || c.ShutdownTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("sync_ping_interval (at least 10ms), sync_write_timeout and shutdown_timeout must be positive"))

@@ -153,7 +153,10 @@ func (s *Server) handleSendToDevice(w http.ResponseWriter, r *http.Request, c ca
 			return
 		}
 	}
-	if err := s.store.QueueDeviceMessages(r.Context(), msgs); err != nil {
+	if err := s.store.QueueDeviceMessages(r.Context(), msgs, s.cfg.MaxQueuedDeviceMessages); err != nil {
+		if errors.Is(err, store.ErrQuota) {
+			err = errorf(http.StatusTooManyRequests, proto.ErrLimitExceeded, "a target device has %d unacknowledged messages queued", s.cfg.MaxQueuedDeviceMessages)
+		}
 		s.fail(w, r, err)
 		return
 	}

@@ -23,6 +23,7 @@ var (
 	ErrForbidden = errors.New("store: not allowed")
 	ErrConflict  = errors.New("store: conflicting state")
 	ErrClosed    = errors.New("store: closed")
+	ErrQuota     = errors.New("store: quota exceeded")
 )
 
 // User is an account.
@@ -180,7 +181,9 @@ type Store interface {
 
 	// QueueDeviceMessages queues messages for devices; a message whose
 	// (sender device, txn id, target device) was queued before is ignored.
-	QueueDeviceMessages(ctx context.Context, msgs []DeviceMessage) error
+	// If a target device already holds limit queued messages, it queues
+	// nothing and returns ErrQuota.
+	QueueDeviceMessages(ctx context.Context, msgs []DeviceMessage, limit int) error
 	DeviceMessagesAfter(ctx context.Context, userID, deviceID string, after int64, limit int) ([]DeviceMessage, error)
 	AckDeviceMessages(ctx context.Context, userID, deviceID string, upTo int64) error
 

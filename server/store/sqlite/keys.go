@@ -84,9 +84,26 @@ func (db *DB) CountKeyPackages(ctx context.Context, userID, deviceID string) (in
 }
 
 // QueueDeviceMessages queues messages, ignoring repeated transactions.
-func (db *DB) QueueDeviceMessages(ctx context.Context, msgs []store.DeviceMessage) error {
+func (db *DB) QueueDeviceMessages(ctx context.Context, msgs []store.DeviceMessage, limit int) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		for _, m := range msgs {
+			var queued int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM device_messages WHERE target_user = ? AND target_device = ?`,
+				m.TargetUser, m.TargetDevice).Scan(&queued); err != nil {
+				return fmt.Errorf("count device messages of %s/%s: %w", m.TargetUser, m.TargetDevice, err)
+			}
+			if queued >= limit {
+				// A repeat of a message already queued is not refused.
+				var repeat bool
+				if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM device_messages WHERE sender = ? AND sender_device = ? AND txn_id = ? AND target_user = ? AND target_device = ?)`,
+					m.Sender, m.SenderDevice, m.TxnID, m.TargetUser, m.TargetDevice).Scan(&repeat); err != nil {
+					return fmt.Errorf("look up device message %s: %w", m.TxnID, err)
+				}
+				if repeat {
+					continue
+				}
+				return fmt.Errorf("device %s/%s has %d queued messages: %w", m.TargetUser, m.TargetDevice, queued, store.ErrQuota)
+			}
 			_, err := tx.Exec(`INSERT INTO device_messages (target_user, target_device, sender, sender_device, txn_id, kind, body, ts)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 				m.TargetUser, m.TargetDevice, m.Sender, m.SenderDevice, m.TxnID, m.Kind, m.Body, ms(m.Time))
