@@ -287,15 +287,27 @@ func TestOldEpochRefused(t *testing.T) {
 	}
 }
 
+// TestLargeGroup grows a group to 50 members in every suite (20 with
+// -short) and runs random steps in it.
 func TestLargeGroup(t *testing.T) {
-	n := 50
-	if testing.Short() {
-		n = 20
-	}
-	w := newWorld(t, 1, 3)
-	w.add(w.members[0], n-1, false)
-	for range 20 {
-		w.randomStep(n)
+	for _, s := range ciphersuite.Supported() {
+		t.Run(fmt.Sprintf("%#04x", uint16(s)), func(t *testing.T) {
+			n, steps := 50, 12
+			if s == 5 || s == 7 {
+				steps = 4 // P-521 and P-384 signatures are slow
+			}
+			if testing.Short() {
+				n, steps = 20, 4
+			}
+			w := newWorld(t, s, 3)
+			w.add(w.members[0], n-1, false)
+			if len(w.members) != n {
+				t.Fatalf("%d members, want %d", len(w.members), n)
+			}
+			for range steps {
+				w.randomStep(n)
+			}
+		})
 	}
 }
 
