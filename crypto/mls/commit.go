@@ -131,19 +131,16 @@ func (g *Group) storeProposal(ac *wire.AuthenticatedContent) error {
 
 // stagedCommit is a fully computed next epoch.
 type stagedCommit struct {
-	ctx        wire.GroupContext
-	tree       *tree.Tree
-	keys       *tree.PathKeys
-	epoch      *keyschedule.Epoch
-	interim    []byte
-	confTag    []byte
-	reinit     *wire.ReInit
-	removedMe  bool
-	result     *Result
-	message    []byte
-	welcome    []byte
-	groupInfo  []byte
-	newMembers []uint32
+	ctx       wire.GroupContext
+	tree      *tree.Tree
+	keys      *tree.PathKeys
+	epoch     *keyschedule.Epoch
+	interim   []byte
+	confTag   []byte
+	reinit    *wire.ReInit
+	removedMe bool
+	result    *Result
+	message   []byte
 }
 
 // merge installs a staged commit as the current epoch; the previous epoch's
