@@ -72,7 +72,7 @@ type loginLimiter struct {
 	perMin   float64
 	burst    int
 	buckets  map[string]*bucket
-	overflow *rate.Limiter
+	overflow *bucket
 	// swept is when the map was last scanned for idle buckets; scans run at
 	// most once a second so a flood of new keys cannot make every attempt
 	// walk the whole map.
@@ -82,6 +82,10 @@ type loginLimiter struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	// reported is when a refused attempt was last written to the audit
+	// log; refusals are audited once a minute per key, so a flood of
+	// refused attempts cannot flood the database.
+	reported time.Time
 }
 
 const maxLimiterKeys = 100_000
@@ -91,15 +95,15 @@ func newLoginLimiter(perMinute float64, burst int) *loginLimiter {
 		perMin:   perMinute,
 		burst:    burst,
 		buckets:  make(map[string]*bucket),
-		overflow: rate.NewLimiter(rate.Limit(perMinute/60), burst),
+		overflow: &bucket{lim: rate.NewLimiter(rate.Limit(perMinute/60), burst)},
 	}
 }
 
-func (l *loginLimiter) bucket(key string, now time.Time) *rate.Limiter {
+func (l *loginLimiter) bucket(key string, now time.Time) *bucket {
 	b, ok := l.buckets[key]
 	if ok {
 		b.seen = now
-		return b.lim
+		return b
 	}
 	if len(l.buckets) >= maxLimiterKeys {
 		if now.Sub(l.swept) < time.Second {
@@ -119,22 +123,27 @@ func (l *loginLimiter) bucket(key string, now time.Time) *rate.Limiter {
 	}
 	b = &bucket{lim: rate.NewLimiter(rate.Limit(l.perMin/60), l.burst), seen: now}
 	l.buckets[key] = b
-	return b.lim
+	return b
 }
 
-// blocked reports whether any of the keys has used up its failures, and how
-// long until one more attempt is allowed.
-func (l *loginLimiter) blocked(now time.Time, keys ...string) (bool, time.Duration) {
+// blocked reports whether any of the keys has used up its failures, how
+// long until one more attempt is allowed, and whether this refusal should be
+// audited (the first for that key in a minute).
+func (l *loginLimiter) blocked(now time.Time, keys ...string) (blocked bool, wait time.Duration, report bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
-		lim := l.bucket(k, now)
-		if lim.TokensAt(now) < 1 {
-			need := (1 - lim.TokensAt(now)) / (l.perMin / 60)
-			return true, time.Duration(need * float64(time.Second))
+		b := l.bucket(k, now)
+		if tokens := b.lim.TokensAt(now); tokens < 1 {
+			need := (1 - tokens) / (l.perMin / 60)
+			report = now.Sub(b.reported) >= time.Minute
+			if report {
+				b.reported = now
+			}
+			return true, time.Duration(need * float64(time.Second)), report
 		}
 	}
-	return false, 0
+	return false, 0, false
 }
 
 // fail records a failed attempt against every key.
@@ -142,7 +151,7 @@ func (l *loginLimiter) fail(now time.Time, keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
-		l.bucket(k, now).AllowN(now, 1)
+		l.bucket(k, now).lim.AllowN(now, 1)
 	}
 }
 
@@ -167,8 +176,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	userID := "@" + local + ":" + server
 	addr := clientAddress(r)
 	now := time.Now()
-	if blocked, wait := s.limits.blocked(now, "user:"+userID, "addr:"+addr); blocked {
-		s.audit(r.Context(), store.AuditEntry{Actor: userID, Action: "login_rate_limited", Address: addr})
+	if blocked, wait, report := s.limits.blocked(now, "user:"+userID, "addr:"+addr); blocked {
+		if report {
+			s.audit(r.Context(), store.AuditEntry{Actor: userID, Action: "login_rate_limited", Address: addr})
+		}
 		writeJSON(w, http.StatusTooManyRequests, proto.Error{Code: proto.ErrLimitExceeded,
 			Message: "too many failed logins; try again later", RetryAfterMS: wait.Milliseconds() + 1})
 		return

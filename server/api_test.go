@@ -456,6 +456,29 @@ func TestFailedLoginsAreRateLimited(t *testing.T) {
 	}
 }
 
+func TestRefusedLoginsAreAuditedOncePerMinute(t *testing.T) {
+	l := newLoginLimiter(1, 1)
+	now := time.Now()
+	l.fail(now, "user:a")
+	var reports int
+	for i := range 100 {
+		blocked, _, report := l.blocked(now.Add(time.Duration(i)*time.Millisecond), "user:a")
+		if !blocked {
+			t.Fatal("key with no attempts left is not blocked")
+		}
+		if report {
+			reports++
+		}
+	}
+	if reports != 1 {
+		t.Errorf("%d refusals audited within a second, want 1", reports)
+	}
+	l.fail(now.Add(61*time.Second), "user:a") // uses the token refilled meanwhile
+	if _, _, report := l.blocked(now.Add(61*time.Second), "user:a"); !report {
+		t.Error("a refusal a minute later is not audited")
+	}
+}
+
 func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	l := newLoginLimiter(1, 1)
 	now := time.Now()
@@ -466,13 +489,13 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 		t.Fatalf("limiter tracks %d keys, bound is %d", n, maxLimiterKeys)
 	}
 	// Keys beyond the bound share the overflow bucket, which fails closed.
-	if blocked, _ := l.blocked(now, "addr:new"); !blocked {
+	if blocked, _, _ := l.blocked(now, "addr:new"); !blocked {
 		t.Errorf("a new key beyond the bound is not limited")
 	}
 	// Once the buckets are idle long enough to be full again, they are
 	// dropped and new keys get their own.
 	later := now.Add(2 * time.Hour)
-	if blocked, _ := l.blocked(later, "addr:new"); blocked {
+	if blocked, _, _ := l.blocked(later, "addr:new"); blocked {
 		t.Errorf("a new key is still limited after all buckets became idle")
 	}
 	if n := len(l.buckets); n > 1 {
