@@ -104,6 +104,21 @@ func TestExternalSenderHub(t *testing.T) {
 	if len(w.members) != 3 || !errors.Is(victim.g.usable(), ErrNotMember) {
 		t.Fatal("hub's Remove was not applied")
 	}
+	// The hub proposes an Add; member 0 commits it and the joiner joins.
+	kp, kpPriv := newKP(t, s, "invitee")
+	addP, err := AddProposal(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop, err = NewExternalProposal(s, g.GroupID(), g.Epoch(), 0, hubPriv, addP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.broadcast(nil, prop)
+	w.commit(w.members[0], &CommitOptions{InlineTree: true}, [][]byte{kp}, []*KeyPackagePrivate{kpPriv}, []string{"invitee"})
+	if len(w.members) != 4 || len(w.members[3].g.Members()) != 4 {
+		t.Fatalf("%d members after the hub's Add", len(w.members))
+	}
 	// A proposal signed by someone else claiming to be the hub is refused.
 	otherPriv, _, _ := GenerateSignatureKey(s)
 	forged, err := NewExternalProposal(s, g.GroupID(), g.Epoch(), 0, otherPriv, RemoveProposal(1))
