@@ -53,6 +53,9 @@ type ExternalJoinOptions struct {
 	// RatchetTree is the encoded tree when the GroupInfo has no
 	// ratchet_tree extension.
 	RatchetTree []byte
+	// Leaf sets the joiner leaf's extra capabilities and extensions (its
+	// lifetime fields are ignored: commit leaves carry none).
+	Leaf *KeyPackageOptions
 	// ResyncLeaf, if set, removes the joiner's own old leaf (same
 	// credential identity) in the same commit (RFC 9420 §12.4.3.2).
 	ResyncLeaf *uint32
@@ -128,7 +131,10 @@ func JoinExternal(cfg *Config, groupInfo []byte, cred Credential, signaturePriv 
 		return nil, nil, err
 	}
 	ln := &wire.LeafNode{EncryptionKey: tmpPub, SignatureKey: g.signer.Public(), Credential: cred,
-		Capabilities: defaultCapabilities(s, &cred, nil), LeafNodeSource: wire.LeafNodeSourceCommit}
+		Capabilities: defaultCapabilities(s, &cred, opts.Leaf), LeafNodeSource: wire.LeafNodeSourceCommit}
+	if opts.Leaf != nil {
+		ln.Extensions = opts.Leaf.LeafExtensions
+	}
 	me, err := a.tree.AddLeaf(ln)
 	if err != nil {
 		return nil, nil, err
