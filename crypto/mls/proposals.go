@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -148,6 +149,22 @@ func (g *Group) checkCapabilities(ln *wire.LeafNode, exts []wire.Extension) erro
 	return nil
 }
 
+// addValidAfterRemoves validates an Add against the tree with the list's
+// Removes applied.
+func (g *Group) addValidAfterRemoves(ps *proposalSet, add *wire.Proposal, pol *tree.Policy) bool {
+	t := g.tree.Clone()
+	removed := false
+	for _, it := range ps.items {
+		if it.proposal.ProposalType == wire.ProposalTypeRemove {
+			if t.RemoveLeaf(it.proposal.Remove.Removed) != nil {
+				return false
+			}
+			removed = true
+		}
+	}
+	return removed && t.ValidateAdd(&add.Add.KeyPackage, pol) == nil
+}
+
 // proposalSet is a commit's resolved proposal list.
 type proposalSet struct {
 	items []*pendingProposal
@@ -166,7 +183,11 @@ func (g *Group) validateList(ps *proposalSet, committer wire.Sender, byValue []b
 	for i, it := range ps.items {
 		p := it.proposal
 		if err := g.checkProposal(p, it.sender, pol); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			// §12.2: an Add of a client already in the group is valid if
+			// the same list removes that client (e.g. a re-added device).
+			if p.ProposalType != wire.ProposalTypeAdd || !errors.Is(err, tree.ErrDuplicateKey) || !g.addValidAfterRemoves(ps, p, pol) {
+				return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
 		}
 		switch p.ProposalType {
 		case wire.ProposalTypeAdd:

@@ -86,3 +86,29 @@ func TestCommitValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestReAddAfterRemove checks the §12.2 exception: an Add of a client
+// already in the group is valid when the same commit removes it.
+func TestReAddAfterRemove(t *testing.T) {
+	w := newWorld(t, 1, 19)
+	w.add(w.members[0], 2, true)
+	victim := w.members[2]
+	leaf := victim.g.LeafIndex()
+	// The same signature key (same client) in a fresh KeyPackage.
+	kp, priv, err := NewKeyPackage(1, victim.g.tree.Leaf(leaf).Credential, victim.g.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, err := AddProposal(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the Remove the Add is refused.
+	if _, err := w.members[0].g.Commit(&CommitOptions{Proposals: []*Proposal{add}}); !errors.Is(err, ErrInvalidCommit) {
+		t.Fatalf("re-add without remove: %v", err)
+	}
+	w.commit(w.members[0], &CommitOptions{Proposals: []*Proposal{RemoveProposal(leaf), add}, InlineTree: true}, [][]byte{kp}, []*KeyPackagePrivate{priv}, []string{"readded"})
+	if len(w.members) != 3 {
+		t.Fatalf("%d members", len(w.members))
+	}
+}
