@@ -2,6 +2,7 @@ package mls
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -161,5 +162,73 @@ func TestPSKs(t *testing.T) {
 	}
 	if _, err := w.members[2].g.ProcessMessage(out.Commit); !errors.Is(err, ErrUnknownPSK) {
 		t.Fatalf("member without the PSK: %v", err)
+	}
+}
+
+// TestReInit reinitializes a group under a new id: a ReInit proposal is
+// committed, then one member creates the new group with the resumption PSK
+// and the others join it.
+func TestReInit(t *testing.T) {
+	w := newWorld(t, 1, 23)
+	w.add(w.members[0], 2, true)
+	msg, err := w.members[1].g.ProposeReInit([]byte("group-v2"), 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.broadcast(w.members[1], msg)
+	rc, err := w.members[0].g.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.commitDeliver(w.members[0], rc)
+	for _, c := range w.members {
+		if string(c.g.EpochAuthenticator()) != string(w.members[0].g.EpochAuthenticator()) {
+			t.Fatalf("%s disagrees after the ReInit commit", c.name)
+		}
+		if c.g.ReInit() == nil {
+			t.Fatalf("%s did not see the ReInit", c.name)
+		}
+		if _, err := c.g.EncryptApplication([]byte("x"), nil); err == nil {
+			t.Fatal("a reinitialized group still sends")
+		}
+	}
+	old := w.members[0].g
+	var kps [][]byte
+	var privs []*KeyPackagePrivate
+	for _, c := range w.members[1:] {
+		kp, priv, err := NewKeyPackage(1, c.g.tree.Leaf(c.g.LeafIndex()).Credential, c.g.sigKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kps, privs = append(kps, kp), append(privs, priv)
+	}
+	ng, out, err := old.ReInitGroup(kps, &CommitOptions{InlineTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ng.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{ResumptionPSK: func(id []byte, ep uint64) ([]byte, bool) {
+		if string(id) != "group" {
+			return nil, false
+		}
+		return w.members[1].g.ResumptionPSK(ep)
+	}}
+	nw := &world{t: t, suite: 1, members: []*client{{name: "m0", g: ng}}, rng: newRNG(1), n: 10, ops: map[string]int{}}
+	for i := range kps {
+		g, err := JoinFromWelcome(cfg, out.Welcome, kps[i], privs[i], nil)
+		if err != nil {
+			t.Fatalf("join the reinitialized group: %v", err)
+		}
+		nw.members = append(nw.members, &client{name: fmt.Sprint("j", i), g: g})
+	}
+	if string(ng.GroupID()) != "group-v2" {
+		t.Fatal("new group id not used")
+	}
+	nw.check()
+	// Without the old group's PSK a joiner cannot enter.
+	if _, err := JoinFromWelcome(nil, out.Welcome, kps[0], privs[0], nil); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("join without the resumption psk: %v", err)
 	}
 }

@@ -32,6 +32,7 @@ type Group struct {
 	resumption map[uint64][]byte // epoch → resumption PSK (RFC 9420 §8.6)
 	staged     *stagedCommit     // own commit awaiting acceptance
 	reinit     *wire.ReInit      // set once a ReInit commit was applied
+	priorPSKs  map[string][]byte // resumption PSKs of the group a ReInit replaced
 	removed    bool              // the own member was removed
 
 	pendingUpdates []pendingUpdate // own Update proposals' new leaf keys

@@ -79,7 +79,11 @@ func (g *Group) checkProposal(p *wire.Proposal, sender wire.Sender, pol *tree.Po
 		switch id.PSKType {
 		case wire.PSKTypeExternal:
 		case wire.PSKTypeResumption:
-			if id.Usage != wire.ResumptionPSKUsageApplication {
+			// reinit and branch PSKs belong only in the first commit of
+			// the new group (RFC 9420 §11.2, §11.3).
+			firstOfNew := g.ctx.Epoch == 0 && sender.SenderType == wire.SenderTypeMember &&
+				(id.Usage == wire.ResumptionPSKUsageReInit || id.Usage == wire.ResumptionPSKUsageBranch)
+			if id.Usage != wire.ResumptionPSKUsageApplication && !firstOfNew {
 				return fmt.Errorf("%w: resumption psk usage %d in a PreSharedKey proposal", ErrInvalidProposal, id.Usage)
 			}
 		default:
@@ -383,6 +387,9 @@ func (g *Group) pskSecret(ids []wire.PreSharedKeyID) ([]byte, error) {
 			var ok bool
 			if bytes.Equal(id.GroupID, g.ctx.GroupID) {
 				secret, ok = g.resumption[id.PSKEpoch]
+			}
+			if !ok {
+				secret, ok = g.priorPSKs[fmt.Sprintf("%x/%d", id.GroupID, id.PSKEpoch)]
 			}
 			if !ok && g.cfg != nil && g.cfg.ResumptionPSK != nil {
 				secret, ok = g.cfg.ResumptionPSK(id.GroupID, id.PSKEpoch)
