@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,9 @@ func (db *DB) writer() {
 				}
 			}
 		}
+		// Let runnable senders enqueue before committing, so that under
+		// load one fsync covers more of them.
+		runtime.Gosched()
 	fill:
 		for len(batch) < maxBatch {
 			select {
