@@ -23,11 +23,19 @@ import (
 	"github.com/medicus-health/medicus/proto"
 )
 
-// Error is an error answer of the server, with its stable code.
+// Error is an error answer of the server, with its stable code. Check for
+// it with errors.As or IsCode.
 type Error struct {
-	Status       int
-	Code         string
-	Message      string
+	// Status is the HTTP status of the answer.
+	Status int
+	// Code is the stable machine code (proto.Err...), or "HTTP_<status>"
+	// when the answer was not a JSON error, e.g. from a proxy in between.
+	Code string
+	// Message is the server's human-readable explanation (or the start of a
+	// non-JSON answer's body).
+	Message string
+	// RetryAfterMS, when not zero, is how long the server asks the client to
+	// wait before trying again (rate limits).
 	RetryAfterMS int64
 }
 
@@ -268,26 +276,59 @@ func (c *Client) UploadMedia(ctx context.Context, room string, r io.Reader, size
 	return out, err
 }
 
-// DownloadMedia returns a blob's bytes, or the range [from, to] (inclusive)
-// when to ≥ from ≥ 0.
-func (c *Client) DownloadMedia(ctx context.Context, mediaID string, from, to int64) ([]byte, error) {
+// ErrRangeIgnored is returned when a range of a blob was asked for but the
+// server answered with something other than exactly that range (HTTP 206
+// with a matching Content-Range); the caller would otherwise take the wrong
+// bytes for the range.
+var ErrRangeIgnored = errors.New("server did not answer the requested byte range")
+
+// OpenMedia starts downloading a blob, or the range [from, to] (inclusive)
+// of it when to ≥ from ≥ 0, and returns its body as a stream, so that large
+// blobs need not be held in memory. The caller must close it. A server error
+// is an *Error; a range answered with anything but that range is
+// ErrRangeIgnored.
+func (c *Client) OpenMedia(ctx context.Context, mediaID string, from, to int64) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/media/"+url.PathEscape(mediaID), nil), nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	if from >= 0 && to >= from {
+	ranged := from >= 0 && to >= from
+	if ranged {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("download media: %w", err)
+		return nil, fmt.Errorf("download media %s: %w", mediaID, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
 		return nil, decodeResponse(resp, nil)
 	}
-	return io.ReadAll(resp.Body)
+	if ranged {
+		// RFC 9110 §14.4: Content-Range is "bytes first-last/complete-length".
+		want := fmt.Sprintf("bytes %d-%d/", from, to)
+		if cr := resp.Header.Get("Content-Range"); resp.StatusCode != http.StatusPartialContent || len(cr) < len(want) || cr[:len(want)] != want {
+			resp.Body.Close()
+			return nil, fmt.Errorf("download media %s bytes %d-%d: HTTP %d, Content-Range %q: %w", mediaID, from, to, resp.StatusCode, cr, ErrRangeIgnored)
+		}
+	}
+	return resp.Body, nil
+}
+
+// DownloadMedia returns a blob's bytes, or the range [from, to] (inclusive)
+// when to ≥ from ≥ 0; it is OpenMedia read to the end.
+func (c *Client) DownloadMedia(ctx context.Context, mediaID string, from, to int64) ([]byte, error) {
+	body, err := c.OpenMedia(ctx, mediaID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("download media %s: %w", mediaID, err)
+	}
+	return b, nil
 }
 
 // maxRetainedFrameBuffer is the largest frame buffer a Sync keeps for reuse.
