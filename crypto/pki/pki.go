@@ -150,11 +150,18 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// ErrKeyMismatch is returned by LoadCA when the key file does not belong to
+// the certificate, or the certificate is not a CA.
+var ErrKeyMismatch = errors.New("key and certificate do not form a CA")
+
 // LoadCA reads a CA certificate and key written by WriteCertPEM/WriteKeyPEM.
+// It checks that the certificate is a CA certificate and that the key is its
+// private key (ErrKeyMismatch otherwise), so that a mixed-up pair cannot issue
+// certificates that nobody can verify.
 func LoadCA(certPath, keyPath string) (*CA, error) {
 	cb, err := os.ReadFile(certPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
 	block, _ := pem.Decode(cb)
 	if block == nil || block.Type != "CERTIFICATE" {
@@ -166,7 +173,7 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	}
 	kb, err := os.ReadFile(keyPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read CA key: %w", err)
 	}
 	kblock, _ := pem.Decode(kb)
 	if kblock == nil {
@@ -179,6 +186,9 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	key, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
 		return nil, errors.New(keyPath + ": not an ECDSA key")
+	}
+	if !cert.IsCA || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%s and %s: %w", certPath, keyPath, ErrKeyMismatch)
 	}
 	return &CA{Cert: cert, Key: key}, nil
 }

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/x509"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,5 +65,33 @@ func TestPEMFilesRoundTripWithPrivateKeyMode(t *testing.T) {
 	}
 	if _, err := LoadCertPool(cp); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestLoadCARefusesAKeyOfAnotherCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := NewCA("Test CA", CAValidity)
+	other, _ := NewCA("Other CA", CAValidity)
+	leaf, _ := ca.Issue("uk-freiburg.example", nil, LeafValidity)
+	write := func(name string, cert *x509.Certificate) (certPath, keyPath string) {
+		cp, kp := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		if err := WriteCertPEM(cp, cert); err != nil {
+			t.Fatal(err)
+		}
+		return cp, kp
+	}
+	cp, kp := write("mixed", ca.Cert)
+	if err := WriteKeyPEM(kp, other.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCA(cp, kp); !errors.Is(err, ErrKeyMismatch) {
+		t.Errorf("CA certificate with another CA's key: got %v, want ErrKeyMismatch", err)
+	}
+	cp, kp = write("leaf", leaf.Cert)
+	if err := WriteKeyPEM(kp, leaf.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCA(cp, kp); !errors.Is(err, ErrKeyMismatch) {
+		t.Errorf("leaf certificate with its own key: got %v, want ErrKeyMismatch", err)
 	}
 }
