@@ -211,6 +211,11 @@ login_failure_burst = %[10]d
 max_key_packages_per_device = %[11]d
 max_key_packages_per_upload = %[12]d
 
+# Unacknowledged direct device messages (MLS Welcomes, call signalling)
+# queued for one device; further messages to it are refused until it
+# acknowledges some.
+max_queued_device_messages = %[16]d
+
 # Recent events kept in memory for live sync; devices further behind catch
 # up from the database.
 sync_ring_events = %[13]d
@@ -218,9 +223,14 @@ sync_ring_events = %[13]d
 # A sync connection whose client does not read for this long is closed.
 sync_write_timeout = %[14]q
 
+# How often each sync connection is pinged and its access token re-checked
+# (a revoked device or disabled account is disconnected within this time);
+# a client that does not answer within 2.5 intervals is disconnected.
+sync_ping_interval = %[17]q
+
 # On SIGINT/SIGTERM, in-flight requests get this long to finish.
 shutdown_timeout = %[15]q
 `, c.ServerName, c.Listen, c.TLSCertFile, c.TLSKeyFile, c.DatabaseFile, c.MediaDir, c.MaxMessageBytes, c.MaxMediaBytes,
 		c.LoginFailuresPerMinute, c.LoginFailureBurst, c.MaxKeyPackagesPerDevice, c.MaxKeyPackagesPerUpload, c.SyncRingEvents,
-		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String())
+		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String(), c.MaxQueuedDeviceMessages, c.SyncPingInterval.String())
 }

@@ -3,10 +3,15 @@ package homedir
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/medicus-health/medicus/crypto/pki"
+	"github.com/medicus-health/medicus/server"
 )
 
 func TestInitThenLoadGivesWorkingConfig(t *testing.T) {
@@ -53,5 +58,41 @@ func TestLoadRejectsUnknownKeysAndBadValues(t *testing.T) {
 	os.WriteFile(path, []byte(bad), 0o600)
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "server_name") {
 		t.Errorf("invalid server_name: err = %v", err)
+	}
+}
+
+// TestConfigFileStatesAndExplainsEveryKey decodes the written file over a
+// zero Config (not the defaults), so a key of server.Config missing from the
+// file, or written with another value than its default, shows; and it
+// checks that a comment line precedes every key.
+func TestConfigFileStatesAndExplainsEveryKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, "uk-freiburg.example", "127.0.0.1:8443", InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got server.Config
+	if _, err := toml.Decode(string(text), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := server.DefaultConfig()
+	want.ServerName, want.Listen = "uk-freiburg.example", "127.0.0.1:8443"
+	want.TLSCertFile, want.TLSKeyFile, want.DatabaseFile, want.MediaDir = certFile, keyFile, dbFile, mediaDir
+	typ := reflect.TypeOf(want)
+	for i := range typ.NumField() {
+		key := typ.Field(i).Tag.Get("toml")
+		if key == "" {
+			continue
+		}
+		if g, w := reflect.ValueOf(got).Field(i).Interface(), reflect.ValueOf(want).Field(i).Interface(); g != w {
+			t.Errorf("key %s: file says %v, want the default %v (add it to configText in homedir.go)", key, g, w)
+		}
+		m := regexp.MustCompile(`(?m)^#.*\n` + regexp.QuoteMeta(key) + ` = `).Find(text)
+		if m == nil && !regexp.MustCompile(`(?m)^#.*\n(\w+ = .*\n)+`+regexp.QuoteMeta(key)+` = `).Match(text) {
+			t.Errorf("key %s has no explaining comment before it (or before its group)", key)
+		}
 	}
 }
