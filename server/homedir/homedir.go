@@ -5,6 +5,7 @@
 package homedir
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -61,6 +62,10 @@ func Init(dir, serverName, listen string, opts InitOptions) (server.Config, erro
 		return server.Config{}, errors.New("give both a TLS certificate and its key, or neither")
 	}
 	if opts.TLSCertFile != "" {
+		// A mismatched pair would only show when the server first starts.
+		if _, err := tls.LoadX509KeyPair(opts.TLSCertFile, opts.TLSKeyFile); err != nil {
+			return server.Config{}, fmt.Errorf("TLS certificate %s and key %s: %w", opts.TLSCertFile, opts.TLSKeyFile, err)
+		}
 		if err := copyFile(opts.TLSCertFile, filepath.Join(dir, certFile), 0o644); err != nil {
 			return server.Config{}, err
 		}

@@ -1,6 +1,7 @@
 package homedir
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,5 +95,53 @@ func TestConfigFileStatesAndExplainsEveryKey(t *testing.T) {
 		if m == nil && !regexp.MustCompile(`(?m)^#.*\n(\w+ = .*\n)+`+regexp.QuoteMeta(key)+` = `).Match(text) {
 			t.Errorf("key %s has no explaining comment before it (or before its group)", key)
 		}
+	}
+}
+
+func TestInitWithOperatorCertificate(t *testing.T) {
+	src := t.TempDir()
+	ca, err := pki.NewCA("Hospital CA", pki.CAValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := ca.Issue("chat.uk-freiburg.example", nil, pki.LeafValidity)
+	other, _ := ca.Issue("chat.uk-freiburg.example", nil, pki.LeafValidity)
+	certPath, keyPath, otherKey, caPath := filepath.Join(src, "c.pem"), filepath.Join(src, "k.pem"), filepath.Join(src, "o.pem"), filepath.Join(src, "ca.pem")
+	for _, err := range []error{
+		pki.WriteCertPEM(certPath, leaf.Cert), pki.WriteKeyPEM(keyPath, leaf.Key),
+		pki.WriteKeyPEM(otherKey, other.Key), pki.WriteCertPEM(caPath, ca.Cert),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad")
+	if _, err := Init(bad, "uk-freiburg.example", "127.0.0.1:8443", InitOptions{TLSCertFile: certPath, TLSKeyFile: otherKey}); err == nil {
+		t.Error("Init accepted a key that does not belong to the certificate")
+	}
+	if _, err := os.Stat(filepath.Join(bad, ConfigFile)); err == nil {
+		t.Error("a refused Init wrote a config file")
+	}
+
+	dir := filepath.Join(t.TempDir(), "hs")
+	cfg, err := Init(dir, "uk-freiburg.example", "127.0.0.1:8443", InitOptions{TLSCertFile: certPath, TLSKeyFile: keyPath, CACertFile: caPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+		t.Errorf("copied certificate and key: %v", err)
+	}
+	if st, err := os.Stat(cfg.TLSKeyFile); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o600 {
+		t.Errorf("copied key file has mode %v, want 0600", st.Mode().Perm())
+	}
+	got, err := os.ReadFile(filepath.Join(dir, CAFile))
+	if want, _ := os.ReadFile(caPath); err != nil || string(got) != string(want) {
+		t.Errorf("ca.pem is not the operator's CA certificate (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, caKeyFile)); err == nil {
+		t.Error("a local CA key was created although the operator supplied a certificate")
 	}
 }
