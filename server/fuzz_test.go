@@ -2,64 +2,29 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/medicus-health/medicus/crypto/pki"
 	"github.com/medicus-health/medicus/proto"
 )
 
-// newTestServer returns a server on a temporary directory with one doctor
-// logged in, and that doctor's access token.
+// newTestServer returns the shared test environment's server (see newEnv)
+// with its doctor logged in, and that doctor's access token.
 func newTestServer(t testing.TB) (*Server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test", pki.CAValidity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue("test.example", nil, pki.LeafValidity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.ServerName = "test.example"
-	cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	cfg.DatabaseFile, cfg.MediaDir = filepath.Join(dir, "db"), filepath.Join(dir, "media")
-	if err := pki.WriteCertPEM(cfg.TLSCertFile, leaf.Cert); err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteKeyPEM(cfg.TLSKeyFile, leaf.Key); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := OpenAdmin(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []struct{ name, role string }{{"doc", "doctor"}, {"pat", "patient"}} {
-		if _, err := admin.AddUser(context.Background(), u.name, u.role, "a-long-password"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	admin.Close()
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	e := newEnv(t, nil)
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/login", strings.NewReader(`{"user_id":"doc","password":"a-long-password"}`)))
+	body, _ := json.Marshal(proto.LoginRequest{UserID: "doc", Password: testPassword})
+	e.s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/login", bytes.NewReader(body)))
 	var lr proto.LoginResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &lr); err != nil || lr.AccessToken == "" {
 		t.Fatalf("login: %d %s", rec.Code, rec.Body)
 	}
-	return s, lr.AccessToken
+	return e.s, lr.AccessToken
 }
 
 // FuzzRequestDecoding feeds arbitrary bodies to every JSON endpoint of the
