@@ -56,6 +56,9 @@ type Error struct {
 	Message string `json:"message"`
 	// RetryAfterMS is set with M_LIMIT_EXCEEDED.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
+	// CurrentEpoch is set with M_STALE_EPOCH: the room's epoch, so that the
+	// client knows how far it has to catch up.
+	CurrentEpoch *uint64 `json:"current_epoch,omitempty"`
 }
 
 // Stable error codes. Their meaning and HTTP status are listed in docs/api.md.
@@ -75,6 +78,7 @@ const (
 	ErrUnknown         = "M_UNKNOWN"          // 500: internal error, details only in the server log
 	ErrUnavailable     = "M_UNAVAILABLE"      // 503: shutting down
 	ErrInvalidUsername = "M_INVALID_USERNAME" // 400: user id not of the form @local:server
+	ErrStaleEpoch      = "M_STALE_EPOCH"      // 409: an MLS commit for an epoch the room has left
 )
 
 // LoginRequest is the body of POST /v1/login.
@@ -140,10 +144,12 @@ type Member struct {
 
 // Room summarises a room the requesting user belongs to.
 type Room struct {
-	RoomID  string   `json:"room_id"`
-	Hub     string   `json:"hub"`
-	Name    string   `json:"name,omitempty"`
-	LastSeq int64    `json:"last_seq"`
+	RoomID  string `json:"room_id"`
+	Hub     string `json:"hub"`
+	Name    string `json:"name,omitempty"`
+	LastSeq int64  `json:"last_seq"`
+	// Epoch is the MLS epoch the hub accepts the next commit for.
+	Epoch   uint64   `json:"epoch"`
 	Members []Member `json:"members"`
 }
 
@@ -156,6 +162,10 @@ type RoomsResponse struct {
 type SendRequest struct {
 	Kind string `json:"kind"`
 	Body []byte `json:"body"` // base64 in JSON; opaque to the server
+	// Epoch is required for KindMLSCommit: the epoch the commit was made
+	// in. The hub accepts one commit per epoch and refuses others with
+	// ErrStaleEpoch (RFC 9420 §14).
+	Epoch *uint64 `json:"epoch,omitempty"`
 }
 
 // SendResponse is the reply of a send: the sequence number the hub assigned.

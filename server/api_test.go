@@ -857,3 +857,47 @@ func TestDeviceMessageQueueIsBounded(t *testing.T) {
 		t.Fatalf("message after the ack: %d %s", status, code)
 	}
 }
+
+func TestHubAcceptsOneCommitPerEpoch(t *testing.T) {
+	e := newEnv(t, nil)
+	doc := e.login("doc")
+	room := e.createRoom(doc.AccessToken)
+	commit := func(txn string, epoch *uint64) (int, string, proto.SendResponse) {
+		var sr proto.SendResponse
+		status, code := e.call("PUT", "/v1/rooms/"+room+"/send/"+txn, doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: []byte("c"), Epoch: epoch}, &sr)
+		return status, code, sr
+	}
+	ep := func(n uint64) *uint64 { return &n }
+	if status, code, _ := commit("c-0", ep(0)); status != 200 {
+		t.Fatalf("first commit for epoch 0: %d %s", status, code)
+	}
+	// A second commit for epoch 0 lost the race.
+	if status, code, _ := commit("c-0b", ep(0)); status != 409 || code != proto.ErrStaleEpoch {
+		t.Errorf("second commit for epoch 0: %d %s, want 409 %s", status, code, proto.ErrStaleEpoch)
+	}
+	// A commit from the future is refused the same way.
+	if status, code, _ := commit("c-5", ep(5)); status != 409 || code != proto.ErrStaleEpoch {
+		t.Errorf("commit for epoch 5: %d %s, want 409 %s", status, code, proto.ErrStaleEpoch)
+	}
+	if status, code, _ := commit("c-none", nil); status != 400 || code != proto.ErrInvalidParam {
+		t.Errorf("commit without epoch: %d %s, want 400 %s", status, code, proto.ErrInvalidParam)
+	}
+	// A retry of the accepted commit is answered, not refused, and stores nothing.
+	_, _, first := commit("c-0", ep(0))
+	status, code, next := commit("c-1", ep(1))
+	if status != 200 || next.Seq != first.Seq+1 {
+		t.Fatalf("commit for epoch 1: %d %s seq %d, want seq %d", status, code, next.Seq, first.Seq+1)
+	}
+	// The epoch survives a restart and is listed with the room.
+	e.restart()
+	var rooms proto.RoomsResponse
+	if status, code := e.call("GET", "/v1/rooms", doc.AccessToken, nil, &rooms); status != 200 {
+		t.Fatalf("list rooms: %d %s", status, code)
+	}
+	if len(rooms.Rooms) != 1 || rooms.Rooms[0].Epoch != 2 {
+		t.Fatalf("rooms after two commits: %+v, want epoch 2", rooms.Rooms)
+	}
+	if status, code, _ := commit("c-1b", ep(1)); status != 409 || code != proto.ErrStaleEpoch {
+		t.Errorf("stale commit after restart: %d %s", status, code)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -63,7 +64,7 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request, c caller) {
 			s.fail(w, r, err)
 			return
 		}
-		pr := proto.Room{RoomID: room.ID, Hub: room.Hub, Name: room.Name, LastSeq: last, Members: []proto.Member{}}
+		pr := proto.Room{RoomID: room.ID, Hub: room.Hub, Name: room.Name, LastSeq: last, Epoch: room.Epoch, Members: []proto.Member{}}
 		for _, m := range members {
 			if m.Membership == proto.MembershipLeave {
 				continue
@@ -210,7 +211,21 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	// The append checks membership in its transaction, so the hot path
 	// reads nothing else; only a refusal looks up whether the room exists.
-	ev, _, err := s.store.AppendMessage(r.Context(), store.Append{RoomID: roomID, Sender: c.User.ID, DeviceID: c.Device.DeviceID, TxnID: txn, Kind: req.Kind, Body: req.Body})
+	a := store.Append{RoomID: roomID, Sender: c.User.ID, DeviceID: c.Device.DeviceID, TxnID: txn, Kind: req.Kind, Body: req.Body}
+	if req.Kind == proto.KindMLSCommit {
+		if req.Epoch == nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "an mls-commit needs the epoch it was made in"))
+			return
+		}
+		a.Epoch = *req.Epoch
+	}
+	ev, _, err := s.store.AppendMessage(r.Context(), a)
+	var stale *store.StaleEpochError
+	if errors.As(err, &stale) {
+		writeJSON(w, http.StatusConflict, proto.Error{Code: proto.ErrStaleEpoch,
+			Message: fmt.Sprintf("the room is at epoch %d; process its commits and retry", stale.Current), CurrentEpoch: &stale.Current})
+		return
+	}
 	if errors.Is(err, store.ErrForbidden) {
 		if _, err := s.roomFromPath(r); err != nil {
 			s.fail(w, r, err)

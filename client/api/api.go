@@ -37,6 +37,8 @@ type Error struct {
 	// RetryAfterMS, when not zero, is how long the server asks the client to
 	// wait before trying again (rate limits).
 	RetryAfterMS int64
+	// CurrentEpoch is set with proto.ErrStaleEpoch: the room's MLS epoch.
+	CurrentEpoch *uint64
 }
 
 func (e *Error) Error() string {
@@ -116,7 +118,7 @@ func decodeResponse(resp *http.Response, out any) error {
 		if json.Unmarshal(data, &e) != nil || e.Code == "" {
 			return &Error{Status: resp.StatusCode, Code: "HTTP_" + strconv.Itoa(resp.StatusCode), Message: string(data)}
 		}
-		return &Error{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfterMS: e.RetryAfterMS}
+		return &Error{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfterMS: e.RetryAfterMS, CurrentEpoch: e.CurrentEpoch}
 	}
 	if out == nil {
 		io.Copy(io.Discard, resp.Body)
@@ -215,6 +217,15 @@ func (c *Client) Remove(ctx context.Context, room, userID string) error {
 func (c *Client) Send(ctx context.Context, room, txnID, kind string, body []byte) (proto.SendResponse, error) {
 	var out proto.SendResponse
 	err := c.doJSON(ctx, http.MethodPut, roomPath(room, "send/"+url.PathEscape(txnID)), proto.SendRequest{Kind: kind, Body: body}, &out)
+	return out, err
+}
+
+// SendCommit posts an MLS commit made in epoch to a room. The hub accepts one
+// commit per epoch: if another won, the error has code proto.ErrStaleEpoch
+// and its CurrentEpoch says where the room is.
+func (c *Client) SendCommit(ctx context.Context, room, txnID string, epoch uint64, body []byte) (proto.SendResponse, error) {
+	var out proto.SendResponse
+	err := c.doJSON(ctx, http.MethodPut, roomPath(room, "send/"+url.PathEscape(txnID)), proto.SendRequest{Kind: proto.KindMLSCommit, Body: body, Epoch: &epoch}, &out)
 	return out, err
 }
 

@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/medicus-health/medicus/proto"
@@ -52,6 +53,8 @@ type Room struct {
 	Name      string
 	Creator   string
 	CreatedAt time.Time
+	// Epoch is the MLS epoch the hub expects the next commit for.
+	Epoch uint64
 }
 
 // Member is a user's membership in a room.
@@ -71,7 +74,26 @@ type Append struct {
 	TxnID    string
 	Kind     string
 	Body     []byte
+	// Epoch is the MLS epoch a commit (Kind proto.KindMLSCommit) was made
+	// in. The store accepts the commit only if it equals the room's
+	// current epoch, and then advances the room to Epoch+1; otherwise it
+	// fails with a *StaleEpochError. Other kinds ignore it.
+	Epoch uint64
 }
+
+// StaleEpochError refuses a commit made in another epoch than the room's
+// current one: another commit won the race for that epoch.
+type StaleEpochError struct {
+	Current uint64 // the room's epoch
+	Got     uint64 // the epoch of the refused commit
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("store: commit for epoch %d, but the room is at epoch %d", e.Got, e.Current)
+}
+
+// Is makes errors.Is(err, ErrConflict) true for a stale epoch.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrConflict }
 
 // MembershipUpdate changes a user's membership and records a member event
 // in the room log in the same transaction. Check is called inside that

@@ -99,6 +99,9 @@ CREATE TABLE audit_log (
 	address   TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 2: the hub's MLS epoch per room, so that it accepts exactly one
+	// commit per epoch (DESIGN.md, principle 3).
+	`ALTER TABLE rooms ADD COLUMN mls_epoch INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(db *sql.DB) error {

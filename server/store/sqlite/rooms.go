@@ -169,7 +169,7 @@ func (db *DB) Members(ctx context.Context, roomID string) ([]store.Member, error
 
 // RoomsOf lists the rooms where the user is invited or joined.
 func (db *DB) RoomsOf(ctx context.Context, userID string) ([]store.Room, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT r.id, r.hub, r.name, r.creator, r.created_at FROM rooms r JOIN members m ON m.room_id = r.id
+	rows, err := db.read.QueryContext(ctx, `SELECT r.id, r.hub, r.name, r.creator, r.created_at, r.mls_epoch FROM rooms r JOIN members m ON m.room_id = r.id
 		WHERE m.user_id = ? AND m.membership IN ('invite', 'join') ORDER BY r.created_at, r.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("rooms of %s: %w", userID, err)
@@ -178,10 +178,11 @@ func (db *DB) RoomsOf(ctx context.Context, userID string) ([]store.Room, error) 
 	var out []store.Room
 	for rows.Next() {
 		var r store.Room
-		var created int64
-		if err := rows.Scan(&r.ID, &r.Hub, &r.Name, &r.Creator, &created); err != nil {
+		var created, epoch int64
+		if err := rows.Scan(&r.ID, &r.Hub, &r.Name, &r.Creator, &created, &epoch); err != nil {
 			return nil, fmt.Errorf("rooms of %s: %w", userID, err)
 		}
+		r.Epoch = uint64(epoch)
 		r.CreatedAt = fromMS(created)
 		out = append(out, r)
 	}
@@ -263,10 +264,33 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 		if membership.String != proto.MembershipJoin {
 			return fmt.Errorf("%s is not a joined member of %s: %w", a.Sender, a.RoomID, store.ErrForbidden)
 		}
+		if a.Kind == proto.KindMLSCommit {
+			if err := advanceEpoch(tx, a.RoomID, a.Epoch); err != nil {
+				return err
+			}
+		}
 		ev = proto.Event{RoomID: a.RoomID, Sender: a.Sender, DeviceID: a.DeviceID, Kind: a.Kind, Body: a.Body, Time: time.Now()}
 		return db.appendEvent(tx, &ev, txn)
 	})
 	return ev, duplicate, err
+}
+
+// advanceEpoch moves a room from epoch to epoch+1, or fails with a
+// *store.StaleEpochError if the room is not at epoch: the hub accepts exactly
+// one commit per epoch (RFC 9420 §14 leaves ordering to the Delivery Service).
+func advanceEpoch(tx *sql.Tx, roomID string, epoch uint64) error {
+	res, err := tx.Exec(`UPDATE rooms SET mls_epoch = mls_epoch + 1 WHERE id = ? AND mls_epoch = ?`, roomID, int64(epoch))
+	if err != nil {
+		return fmt.Errorf("advance epoch of %s: %w", roomID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var current int64
+	if err := tx.QueryRow(`SELECT mls_epoch FROM rooms WHERE id = ?`, roomID).Scan(&current); err != nil {
+		return notFound(err, "room "+roomID)
+	}
+	return &store.StaleEpochError{Current: uint64(current), Got: epoch}
 }
 
 // History returns up to limit events of a room from fromSeq on.
