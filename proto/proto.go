@@ -162,9 +162,10 @@ type RoomsResponse struct {
 type SendRequest struct {
 	Kind string `json:"kind"`
 	Body []byte `json:"body"` // base64 in JSON; opaque to the server
-	// Epoch is required for KindMLSCommit: the epoch the commit was made
-	// in. The hub accepts one commit per epoch and refuses others with
-	// ErrStaleEpoch (RFC 9420 §14).
+	// Epoch is the MLS epoch the message was made in, required for
+	// KindMLSCommit. The hub accepts one commit per epoch, and messages
+	// that carry an epoch only in the room's current one; it refuses others
+	// with ErrStaleEpoch (RFC 9420 §14).
 	Epoch *uint64 `json:"epoch,omitempty"`
 }
 

@@ -901,3 +901,24 @@ func TestHubAcceptsOneCommitPerEpoch(t *testing.T) {
 		t.Errorf("stale commit after restart: %d %s", status, code)
 	}
 }
+
+func TestHubRefusesAppMessageOfAnotherEpoch(t *testing.T) {
+	e := newEnv(t, nil)
+	doc := e.login("doc")
+	room := e.createRoom(doc.AccessToken)
+	send := func(txn, kind string, epoch uint64) (int, string) {
+		return e.call("PUT", "/v1/rooms/"+room+"/send/"+txn, doc.AccessToken, proto.SendRequest{Kind: kind, Body: []byte("c"), Epoch: &epoch}, nil)
+	}
+	if status, code := send("a0", proto.KindMLSApp, 0); status != 200 {
+		t.Fatalf("app message in the current epoch: %d %s", status, code)
+	}
+	if status, code := send("c0", proto.KindMLSCommit, 0); status != 200 {
+		t.Fatalf("commit: %d %s", status, code)
+	}
+	if status, code := send("a0b", proto.KindMLSApp, 0); status != 409 || code != proto.ErrStaleEpoch {
+		t.Errorf("app message of the left epoch: %d %s, want 409 %s", status, code, proto.ErrStaleEpoch)
+	}
+	if status, code := send("a1", proto.KindMLSApp, 1); status != 200 {
+		t.Errorf("app message in the new epoch: %d %s", status, code)
+	}
+}

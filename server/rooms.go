@@ -212,13 +212,11 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c caller) {
 	// The append checks membership in its transaction, so the hot path
 	// reads nothing else; only a refusal looks up whether the room exists.
 	a := store.Append{RoomID: roomID, Sender: c.User.ID, DeviceID: c.Device.DeviceID, TxnID: txn, Kind: req.Kind, Body: req.Body}
-	if req.Kind == proto.KindMLSCommit {
-		if req.Epoch == nil {
-			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "an mls-commit needs the epoch it was made in"))
-			return
-		}
-		a.Epoch = *req.Epoch
+	if req.Kind == proto.KindMLSCommit && req.Epoch == nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "an mls-commit needs the epoch it was made in"))
+		return
 	}
+	a.Epoch = req.Epoch
 	ev, _, err := s.store.AppendMessage(r.Context(), a)
 	var stale *store.StaleEpochError
 	if errors.As(err, &stale) {

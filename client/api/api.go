@@ -220,12 +220,13 @@ func (c *Client) Send(ctx context.Context, room, txnID, kind string, body []byte
 	return out, err
 }
 
-// SendCommit posts an MLS commit made in epoch to a room. The hub accepts one
-// commit per epoch: if another won, the error has code proto.ErrStaleEpoch
-// and its CurrentEpoch says where the room is.
-func (c *Client) SendCommit(ctx context.Context, room, txnID string, epoch uint64, body []byte) (proto.SendResponse, error) {
+// SendInEpoch posts an MLS message made in epoch to a room. The hub accepts
+// one commit per epoch and other messages only in the current epoch: if the
+// room has moved on, the error has code proto.ErrStaleEpoch and its
+// CurrentEpoch says where the room is.
+func (c *Client) SendInEpoch(ctx context.Context, room, txnID, kind string, epoch uint64, body []byte) (proto.SendResponse, error) {
 	var out proto.SendResponse
-	err := c.doJSON(ctx, http.MethodPut, roomPath(room, "send/"+url.PathEscape(txnID)), proto.SendRequest{Kind: proto.KindMLSCommit, Body: body, Epoch: &epoch}, &out)
+	err := c.doJSON(ctx, http.MethodPut, roomPath(room, "send/"+url.PathEscape(txnID)), proto.SendRequest{Kind: kind, Body: body, Epoch: &epoch}, &out)
 	return out, err
 }
 

@@ -74,11 +74,11 @@ type Append struct {
 	TxnID    string
 	Kind     string
 	Body     []byte
-	// Epoch is the MLS epoch a commit (Kind proto.KindMLSCommit) was made
-	// in. The store accepts the commit only if it equals the room's
-	// current epoch, and then advances the room to Epoch+1; otherwise it
-	// fails with a *StaleEpochError. Other kinds ignore it.
-	Epoch uint64
+	// Epoch, if set, is the MLS epoch the message was made in. The store
+	// accepts it only if it equals the room's current epoch and fails with
+	// a *StaleEpochError otherwise; a commit (Kind proto.KindMLSCommit)
+	// then advances the room to Epoch+1. Commits must set it.
+	Epoch *uint64
 }
 
 // StaleEpochError refuses a commit made in another epoch than the room's

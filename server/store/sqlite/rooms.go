@@ -264,8 +264,8 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 		if membership.String != proto.MembershipJoin {
 			return fmt.Errorf("%s is not a joined member of %s: %w", a.Sender, a.RoomID, store.ErrForbidden)
 		}
-		if a.Kind == proto.KindMLSCommit {
-			if err := advanceEpoch(tx, a.RoomID, a.Epoch); err != nil {
+		if a.Epoch != nil {
+			if err := checkEpoch(tx, a.RoomID, *a.Epoch, a.Kind == proto.KindMLSCommit); err != nil {
 				return err
 			}
 		}
@@ -275,20 +275,27 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 	return ev, duplicate, err
 }
 
-// advanceEpoch moves a room from epoch to epoch+1, or fails with a
-// *store.StaleEpochError if the room is not at epoch: the hub accepts exactly
-// one commit per epoch (RFC 9420 §14 leaves ordering to the Delivery Service).
-func advanceEpoch(tx *sql.Tx, roomID string, epoch uint64) error {
-	res, err := tx.Exec(`UPDATE rooms SET mls_epoch = mls_epoch + 1 WHERE id = ? AND mls_epoch = ?`, roomID, int64(epoch))
-	if err != nil {
-		return fmt.Errorf("advance epoch of %s: %w", roomID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return err
+// checkEpoch fails with a *store.StaleEpochError if the room is not at
+// epoch, and moves it to epoch+1 if advance is set: the hub accepts exactly
+// one commit per epoch (RFC 9420 §14 leaves ordering to the Delivery
+// Service), and application messages only for the current epoch, which every
+// member can still decrypt.
+func checkEpoch(tx *sql.Tx, roomID string, epoch uint64, advance bool) error {
+	if advance {
+		res, err := tx.Exec(`UPDATE rooms SET mls_epoch = mls_epoch + 1 WHERE id = ? AND mls_epoch = ?`, roomID, int64(epoch))
+		if err != nil {
+			return fmt.Errorf("advance epoch of %s: %w", roomID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
 	}
 	var current int64
 	if err := tx.QueryRow(`SELECT mls_epoch FROM rooms WHERE id = ?`, roomID).Scan(&current); err != nil {
 		return notFound(err, "room "+roomID)
+	}
+	if !advance && uint64(current) == epoch {
+		return nil
 	}
 	return &store.StaleEpochError{Current: uint64(current), Got: epoch}
 }
