@@ -164,13 +164,15 @@ func (ss *syncSession) run(ctx context.Context) error {
 		if err := ss.catchUp(ctx); err != nil {
 			return err
 		}
-		if first {
-			if err := ss.writeJSON(proto.SyncFrame{Type: proto.FrameCaughtUp, Stream: ss.cursor}); err != nil {
+		if first || ss.sub.TakeDeviceMessageFlag() {
+			if err := ss.deliverDeviceMessages(ctx); err != nil {
 				return err
 			}
 		}
-		if first || ss.sub.TakeDeviceMessageFlag() {
-			if err := ss.deliverDeviceMessages(ctx); err != nil {
+		if first {
+			// caught_up follows the replayed events and the queued device
+			// messages, so a client that syncs once knows it has both.
+			if err := ss.writeJSON(proto.SyncFrame{Type: proto.FrameCaughtUp, Stream: ss.cursor}); err != nil {
 				return err
 			}
 		}
