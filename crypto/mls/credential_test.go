@@ -91,3 +91,25 @@ func TestForgedPrivateMessageBurnsNoKey(t *testing.T) {
 		t.Fatal("replayed message accepted")
 	}
 }
+
+func TestKeyPackageCredential(t *testing.T) {
+	cred := Credential{CredentialType: CredentialBasic, Identity: []byte("@bob:b.test/DEV")}
+	priv, pub, err := GenerateSignatureKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _, err := NewKeyPackage(1, cred, priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, sigKey, err := KeyPackageCredential(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Identity) != "@bob:b.test/DEV" || string(sigKey) != string(pub) {
+		t.Fatalf("got %q / %x", got.Identity, sigKey)
+	}
+	if _, _, err := KeyPackageCredential(kp[:len(kp)-3]); err == nil {
+		t.Fatal("truncated KeyPackage accepted")
+	}
+}

@@ -1,0 +1,437 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/medicus-health/medicus/client/api"
+	"github.com/medicus-health/medicus/client/state"
+	"github.com/medicus-health/medicus/crypto/mls"
+	"github.com/medicus-health/medicus/proto"
+)
+
+// maxCommitAttempts bounds how often a commit that lost the race for an
+// epoch is rebuilt and resubmitted.
+const maxCommitAttempts = 8
+
+// room is the session's state of one room.
+type room struct {
+	ID      string
+	Name    string
+	Applied int64 // the last sequence number processed
+	Left    bool  // removed from the group, or left
+	group   *mls.Group
+	dirty   bool
+}
+
+type roomRecord struct {
+	Name    string `json:"name"`
+	Applied int64  `json:"applied"`
+	Left    bool   `json:"left"`
+	Group   []byte `json:"group,omitempty"`
+}
+
+func (s *Session) loadRooms(ctx context.Context) error {
+	raw, err := s.st.Get(ctx, "rooms")
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return fmt.Errorf("decode room list: %w", err)
+	}
+	for _, id := range ids {
+		raw, err := s.st.Get(ctx, "room:"+id)
+		if err != nil {
+			return err
+		}
+		var rec roomRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("decode room %s: %w", id, err)
+		}
+		r := &room{ID: id, Name: rec.Name, Applied: rec.Applied, Left: rec.Left}
+		if rec.Group != nil {
+			if r.group, err = mls.UnmarshalGroup(s.mlsc, rec.Group); err != nil {
+				return fmt.Errorf("load group of %s: %w", id, err)
+			}
+		}
+		s.rooms[id] = r
+	}
+	return nil
+}
+
+// flush persists dirty rooms, the messages learnt since the last flush, the
+// pins and the sync cursor, in one transaction.
+func (s *Session) flush(ctx context.Context) error {
+	if err := s.pins.save(ctx, s.st); err != nil {
+		return err
+	}
+	prof, err := json.Marshal(s.prof)
+	if err != nil {
+		return err
+	}
+	err = s.st.Update(ctx, func(tx *state.Tx) error {
+		ids := make([]string, 0, len(s.rooms))
+		for id, r := range s.rooms {
+			ids = append(ids, id)
+			if !r.dirty {
+				continue
+			}
+			rec := roomRecord{Name: r.Name, Applied: r.Applied, Left: r.Left}
+			if r.group != nil && !r.Left {
+				g, err := r.group.Marshal()
+				if err != nil {
+					return fmt.Errorf("save group of %s: %w", id, err)
+				}
+				rec.Group = g
+			}
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put("room:"+id, raw); err != nil {
+				return err
+			}
+		}
+		slices.Sort(ids)
+		raw, _ := json.Marshal(ids)
+		if err := tx.Put("rooms", raw); err != nil {
+			return err
+		}
+		for _, m := range s.unsaved {
+			raw, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(m.Room, m.Seq, raw); err != nil {
+				return err
+			}
+		}
+		return tx.Put("profile", prof)
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range s.rooms {
+		r.dirty = false
+	}
+	s.unsaved = s.unsaved[:0]
+	return nil
+}
+
+func newTxnID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// RoomInfo describes a room the session is in.
+type RoomInfo struct {
+	RoomID string `json:"room_id"`
+	Name   string `json:"name,omitempty"`
+	Epoch  uint64 `json:"epoch"`
+	// Members lists the users of the MLS group, each with its devices.
+	Members map[string][]string `json:"members"`
+	Left    bool                `json:"left,omitempty"`
+}
+
+// Rooms lists the rooms whose group the session holds.
+func (s *Session) Rooms() []RoomInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]RoomInfo, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		out = append(out, s.roomInfo(r))
+	}
+	slices.SortFunc(out, func(a, b RoomInfo) int {
+		if a.RoomID < b.RoomID {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// Room describes one room.
+func (s *Session) Room(roomID string) (RoomInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rooms[roomID]
+	if !ok {
+		return RoomInfo{}, fmt.Errorf("%s: %w", roomID, ErrUnknownRoom)
+	}
+	return s.roomInfo(r), nil
+}
+
+func (s *Session) roomInfo(r *room) RoomInfo {
+	info := RoomInfo{RoomID: r.ID, Name: r.Name, Left: r.Left, Members: map[string][]string{}}
+	if r.group == nil || r.Left {
+		return info
+	}
+	info.Epoch = r.group.Epoch()
+	for _, m := range r.group.Members() {
+		if dc, err := parseDeviceCredential(&m.Credential); err == nil {
+			info.Members[dc.UserID] = append(info.Members[dc.UserID], dc.DeviceID)
+		}
+	}
+	return info
+}
+
+func (s *Session) liveRoom(roomID string) (*room, error) {
+	r, ok := s.rooms[roomID]
+	if !ok || r.group == nil {
+		return nil, fmt.Errorf("%s: %w", roomID, ErrUnknownRoom)
+	}
+	if r.Left {
+		return nil, fmt.Errorf("%s: %w", roomID, mls.ErrNotMember)
+	}
+	return r, nil
+}
+
+// CreateRoom creates a room on the homeserver (which becomes its hub) and
+// its MLS group, with this device as the only member.
+func (s *Session) CreateRoom(ctx context.Context, name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The server sees no room name: it stays inside the client's state.
+	id, err := s.api.CreateRoom(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("create room: %w", err)
+	}
+	g, err := mls.CreateGroup(s.mlsc, []byte(id), mls.CipherSuite(s.prof.Suite), s.cred, s.prof.SignatureKey, nil)
+	if err != nil {
+		return "", fmt.Errorf("create group for %s: %w", id, err)
+	}
+	r := &room{ID: id, Name: name, group: g, dirty: true}
+	s.rooms[id] = r
+	// The creation's own m.member events come first in the log.
+	if err := s.catchUp(ctx, r); err != nil {
+		return "", err
+	}
+	if err := s.flush(ctx); err != nil {
+		return "", err
+	}
+	s.log.Info("room created", "room", id)
+	return id, nil
+}
+
+// welcomeBody is the device message that carries a Welcome.
+type welcomeBody struct {
+	Room       string `json:"room"`
+	Name       string `json:"name,omitempty"`
+	CommitSeq  int64  `json:"commit_seq"`
+	KeyPackage string `json:"key_package"` // keyPackageName of the used KeyPackage
+	Welcome    []byte `json:"welcome"`
+}
+
+// Invite adds every device of user to the room: it invites the user on the
+// homeserver, claims one KeyPackage per device, verifies each device's
+// credential, commits the Adds and sends each device its Welcome.
+// Devices whose credential is refused are not added; if none is left,
+// Invite fails.
+func (s *Session) Invite(ctx context.Context, roomID, user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.liveRoom(roomID)
+	if err != nil {
+		return err
+	}
+	if err := s.api.Invite(ctx, roomID, user); err != nil && !api.IsCode(err, proto.ErrConflict) {
+		return fmt.Errorf("invite %s: %w", user, err)
+	}
+	claimed, err := s.api.ClaimKeyPackages(ctx, user)
+	if err != nil {
+		return fmt.Errorf("claim key packages of %s: %w", user, err)
+	}
+	return s.addDevices(ctx, r, claimed.KeyPackages, user)
+}
+
+// addDevices commits Adds for the claimed KeyPackages that pass validation
+// and delivers the Welcomes.
+func (s *Session) addDevices(ctx context.Context, r *room, claimed []proto.ClaimedKeyPackage, user string) error {
+	var adds []*mls.Proposal
+	var targets []proto.ClaimedKeyPackage
+	var refusals []error
+	for _, kp := range claimed {
+		p, err := mls.AddProposal(kp.KeyPackage)
+		if err == nil {
+			err = s.checkKeyPackage(kp.KeyPackage, user, kp.DeviceID)
+		}
+		if err != nil {
+			refusals = append(refusals, fmt.Errorf("device %s: %w", kp.DeviceID, err))
+			s.log.Warn("key package refused", "user", user, "device", kp.DeviceID, "err", err)
+			continue
+		}
+		adds = append(adds, p)
+		targets = append(targets, kp)
+	}
+	if err := s.pins.save(ctx, s.st); err != nil {
+		return err
+	}
+	if len(adds) == 0 {
+		if len(refusals) == 0 {
+			return fmt.Errorf("%s has no device with a key package", user)
+		}
+		return fmt.Errorf("no device of %s could be added: %w", user, errors.Join(refusals...))
+	}
+	out, seq, err := s.commit(ctx, r, func(*mls.Group) (*mls.CommitOptions, error) {
+		return &mls.CommitOptions{Proposals: adds, InlineTree: true}, nil
+	})
+	if err != nil {
+		return err
+	}
+	var msgs []proto.OutgoingDeviceMessage
+	for _, kp := range targets {
+		body, err := json.Marshal(welcomeBody{Room: r.ID, Name: r.Name, CommitSeq: seq, KeyPackage: keyPackageName(kp.KeyPackage), Welcome: out.Welcome})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, proto.OutgoingDeviceMessage{UserID: user, DeviceID: kp.DeviceID, Kind: proto.KindMLSWelcome, Body: body})
+	}
+	if err := s.api.SendToDevice(ctx, newTxnID(), msgs); err != nil {
+		return fmt.Errorf("deliver welcome to %s: %w", user, err)
+	}
+	if len(refusals) > 0 {
+		return fmt.Errorf("added %d device(s) of %s, refused: %w", len(targets), user, errors.Join(refusals...))
+	}
+	return nil
+}
+
+// checkKeyPackage verifies that a claimed KeyPackage's credential is a
+// device credential of user and device, under the identity key pinned for
+// user (pinning it on first use). The MLS layer validates it again.
+func (s *Session) checkKeyPackage(kp []byte, user, device string) error {
+	cred, sigKey, err := mls.KeyPackageCredential(kp)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCredential, err)
+	}
+	dc, err := parseDeviceCredential(&cred)
+	if err != nil {
+		return err
+	}
+	if dc.UserID != user || dc.DeviceID != device {
+		return fmt.Errorf("%w: key package of %s/%s names %s/%s", ErrBadCredential, user, device, dc.UserID, dc.DeviceID)
+	}
+	return s.validateCredential(&cred, sigKey)
+}
+
+// Remove removes every device of user from the room's group (a commit with
+// Removes) and then the user's membership on the homeserver.
+func (s *Session) Remove(ctx context.Context, roomID, user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.liveRoom(roomID)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.commit(ctx, r, func(g *mls.Group) (*mls.CommitOptions, error) {
+		var removes []*mls.Proposal
+		for _, m := range g.Members() {
+			if dc, err := parseDeviceCredential(&m.Credential); err == nil && dc.UserID == user {
+				removes = append(removes, mls.RemoveProposal(m.LeafIndex))
+			}
+		}
+		if len(removes) == 0 {
+			return nil, fmt.Errorf("%s is not a member of the group of %s", user, roomID)
+		}
+		return &mls.CommitOptions{Proposals: removes}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.api.Remove(ctx, roomID, user); err != nil && !api.IsCode(err, proto.ErrNotFound) {
+		return fmt.Errorf("remove %s on the homeserver: %w", user, err)
+	}
+	return nil
+}
+
+// SelfUpdate commits a fresh UpdatePath for this device (post-compromise
+// security: keys a thief may have copied stop working).
+func (s *Session) SelfUpdate(ctx context.Context, roomID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.liveRoom(roomID)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.commit(ctx, r, func(*mls.Group) (*mls.CommitOptions, error) {
+		return &mls.CommitOptions{ForcePath: true}, nil
+	})
+	return err
+}
+
+// commit builds a commit with build, submits it to the hub and merges it.
+// If another commit won the epoch, it processes the room's log up to the
+// winner and rebuilds. It returns the commit output and its sequence number.
+func (s *Session) commit(ctx context.Context, r *room, build func(*mls.Group) (*mls.CommitOptions, error)) (*mls.CommitOutput, int64, error) {
+	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
+		opts, err := build(r.group)
+		if err != nil {
+			return nil, 0, err
+		}
+		epoch := r.group.Epoch()
+		out, err := r.group.Commit(opts)
+		if err != nil {
+			return nil, 0, fmt.Errorf("commit in %s: %w", r.ID, err)
+		}
+		resp, err := s.sendInEpoch(ctx, r.ID, proto.KindMLSCommit, epoch, out.Commit)
+		if api.IsCode(err, proto.ErrStaleEpoch) {
+			r.group.DiscardPendingCommit()
+			s.log.Info("commit lost the race for its epoch; catching up", "room", r.ID, "epoch", epoch)
+			if err := s.catchUp(ctx, r); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		if err != nil {
+			r.group.DiscardPendingCommit()
+			return nil, 0, fmt.Errorf("submit commit to %s: %w", r.ID, err)
+		}
+		// Messages sequenced before the commit were made in the old
+		// epoch: process them before its keys go.
+		if err := s.catchUpTo(ctx, r, resp.Seq-1); err != nil {
+			return nil, 0, err
+		}
+		if err := r.group.MergePendingCommit(); err != nil {
+			return nil, 0, fmt.Errorf("merge own commit in %s: %w", r.ID, err)
+		}
+		r.Applied, r.dirty = resp.Seq, true
+		s.record(Message{Room: r.ID, Seq: resp.Seq, Sender: s.prof.UserID, SenderDevice: s.prof.DeviceID, Time: s.now(), Type: TypeGroup,
+			Notice: fmt.Sprintf("group changed to epoch %d", r.group.Epoch())})
+		if err := s.flush(ctx); err != nil {
+			return nil, 0, err
+		}
+		return out, resp.Seq, nil
+	}
+	return nil, 0, fmt.Errorf("commit in %s: lost the race %d times", r.ID, maxCommitAttempts)
+}
+
+// sendInEpoch posts an MLS message, retrying transport failures with the
+// same transaction id so that a message is never stored twice.
+func (s *Session) sendInEpoch(ctx context.Context, roomID, kind string, epoch uint64, body []byte) (proto.SendResponse, error) {
+	txn := newTxnID()
+	var err error
+	for attempt := range 4 {
+		var resp proto.SendResponse
+		resp, err = s.api.SendInEpoch(ctx, roomID, txn, kind, epoch, body)
+		var apiErr *api.Error
+		if err == nil || errors.As(err, &apiErr) || ctx.Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, ctx.Err()
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	return proto.SendResponse{}, err
+}

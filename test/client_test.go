@@ -1,0 +1,311 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/medicus-health/medicus/client"
+	"github.com/medicus-health/medicus/client/state"
+)
+
+// device is a client session of one user, with its profile directory.
+type device struct {
+	t       *testing.T
+	hs      *homeserver
+	user    string
+	profile string
+	cfg     client.Config
+	*client.Session
+}
+
+// newDevice logs user in on a fresh profile, locked with a new age key file
+// (a passphrase works the same, at scrypt's deliberate cost per open).
+func newDevice(t *testing.T, hs *homeserver, user string) *device {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "state.key")
+	if err := state.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	cfg := client.Config{ProfileDir: filepath.Join(dir, "profile"), Lock: state.Lock{KeyFile: keyFile}}
+	ca, err := os.ReadFile(filepath.Join(hs.dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := client.Login(ctxT(t), cfg, "https://"+hs.addr, ca, user, testPassword, &client.LoginOptions{DeviceName: "e2e"})
+	if err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	d := &device{t: t, hs: hs, user: user, profile: cfg.ProfileDir, cfg: cfg, Session: s}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// sync runs one sync round and returns the decrypted contents it brought,
+// per room.
+func (d *device) sync() []client.Message {
+	d.t.Helper()
+	msgs, err := d.Sync(ctxT(d.t))
+	if err != nil {
+		d.t.Fatalf("%s sync: %v", d.user, err)
+	}
+	return msgs
+}
+
+func contents(msgs []client.Message, room string) []string {
+	var out []string
+	for _, m := range msgs {
+		if m.Room == room && m.Type == client.TypeContent {
+			out = append(out, string(m.Content))
+		}
+	}
+	return out
+}
+
+func refused(msgs []client.Message) []client.Message {
+	var out []client.Message
+	for _, m := range msgs {
+		if m.Type == client.TypeRefused {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (d *device) send(room, text string) {
+	d.t.Helper()
+	if _, err := d.Send(ctxT(d.t), room, []byte(text)); err != nil {
+		d.t.Fatalf("%s send: %v", d.user, err)
+	}
+}
+
+func TestThreeUsersRemoveAndLateJoiner(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	users := map[string]string{}
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		users[u] = hs.addUser(u, "doctor")
+	}
+	hs.start()
+	alice, bob, carol, dave := newDevice(t, hs, users["alice"]), newDevice(t, hs, users["bob"]), newDevice(t, hs, users["carol"]), newDevice(t, hs, users["dave"])
+	ctx := ctxT(t)
+
+	room, err := alice.CreateRoom(ctx, "Tumour board")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		if err := alice.Invite(ctx, room, users[u]); err != nil {
+			t.Fatalf("invite %s: %v", u, err)
+		}
+	}
+	bob.sync()
+	carol.sync()
+	for _, d := range []*device{alice, bob, carol} {
+		info, err := d.Room(room)
+		if err != nil {
+			t.Fatalf("%s: %v", d.user, err)
+		}
+		if len(info.Members) != 3 || info.Epoch != 2 {
+			t.Fatalf("%s sees %+v, want 3 members at epoch 2", d.user, info)
+		}
+	}
+	secrets := []string{"PLAINTEXT-alice-biopsy-result", "PLAINTEXT-bob-ct-findings", "PLAINTEXT-carol-recommendation"}
+	alice.send(room, secrets[0])
+	bob.send(room, secrets[1])
+	carol.send(room, secrets[2])
+	for _, d := range []*device{alice, bob, carol} {
+		got := contents(d.sync(), room)
+		var want []string
+		for i, who := range []*device{alice, bob, carol} {
+			if who != d {
+				want = append(want, secrets[i])
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s received %q, want %q", d.user, got, want)
+		}
+	}
+
+	// Carol is removed: she learns it and reads nothing sent afterwards.
+	if err := alice.Remove(ctx, room, users["carol"]); err != nil {
+		t.Fatal(err)
+	}
+	after := "PLAINTEXT-after-carol-left"
+	bob.sync()
+	bob.send(room, after)
+	msgs := carol.sync()
+	if !slices.ContainsFunc(msgs, func(m client.Message) bool { return m.Type == client.TypeRemoved }) {
+		t.Errorf("carol was not told of her removal: %+v", msgs)
+	}
+	if got := contents(msgs, room); len(got) != 0 {
+		t.Errorf("removed carol decrypted %q", got)
+	}
+	if _, err := carol.Send(ctx, room, []byte("x")); err == nil {
+		t.Error("removed carol could still send")
+	}
+	if got := contents(alice.sync(), room); !slices.Equal(got, []string{after}) {
+		t.Errorf("alice after the removal got %q", got)
+	}
+
+	// Dave joins later: he reads what follows, nothing from before.
+	if err := alice.Invite(ctx, room, users["dave"]); err != nil {
+		t.Fatal(err)
+	}
+	dave.sync()
+	alice.send(room, "PLAINTEXT-welcome-dave")
+	got := contents(dave.sync(), room)
+	if !slices.Equal(got, []string{"PLAINTEXT-welcome-dave"}) {
+		t.Errorf("late joiner got %q, want only the message after his join", got)
+	}
+	hist, err := dave.History(ctx, room, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range hist {
+		for _, s := range append(secrets, after) {
+			if bytes.Contains(m.Content, []byte(s)) {
+				t.Errorf("late joiner's history holds %q", s)
+			}
+		}
+	}
+	for _, s := range append(secrets, after, "PLAINTEXT-welcome-dave") {
+		hs.assertNoPlaintext([]byte(s))
+	}
+}
+
+func TestConcurrentCommitsConverge(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	names := []string{"alice", "bob", "carol", "dave", "erin"}
+	users := map[string]string{}
+	for _, u := range names {
+		users[u] = hs.addUser(u, "doctor")
+	}
+	hs.start()
+	devs := map[string]*device{}
+	for _, u := range names {
+		devs[u] = newDevice(t, hs, users[u])
+	}
+	ctx := ctxT(t)
+	room, err := devs["alice"].CreateRoom(ctx, "ICU handover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := devs["alice"].Invite(ctx, room, users["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	devs["bob"].sync()
+	// Alice invites while Bob and Carol's future peers update their keys at
+	// the same time; the hub takes one commit per epoch and each loser
+	// catches up and retries.
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = devs["alice"].Invite(ctx, room, users["carol"]) })
+	wg.Go(func() {
+		for range 5 {
+			if err := devs["bob"].SelfUpdate(ctx, room); err != nil {
+				errs[1] = err
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for range 3 {
+			if err := devs["alice"].SelfUpdate(ctx, room); err != nil {
+				errs[2] = err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := devs["alice"].Invite(ctx, room, users["dave"]); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range names[:4] {
+		devs[u].sync()
+	}
+	var epoch uint64
+	for i, u := range names[:4] {
+		info, err := devs[u].Room(room)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if len(info.Members) != 4 {
+			t.Errorf("%s sees members %v", u, info.Members)
+		}
+		if i == 0 {
+			epoch = info.Epoch
+		} else if info.Epoch != epoch {
+			t.Errorf("%s is at epoch %d, alice at %d", u, info.Epoch, epoch)
+		}
+	}
+	if want := uint64(1 + 1 + 5 + 3 + 1); epoch != want {
+		t.Errorf("epoch %d, want %d (one per accepted commit)", epoch, want)
+	}
+	for i, u := range names[:4] {
+		devs[u].send(room, fmt.Sprintf("PLAINTEXT-from-%d", i))
+	}
+	for _, u := range names[:4] {
+		if got := contents(devs[u].sync(), room); len(got) != 3 {
+			t.Errorf("%s got %q, want the 3 others' messages", u, got)
+		}
+	}
+}
+
+func TestOfflineDeviceCatchesUpManyEpochs(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "nurse")
+	hs.start()
+	a, b := newDevice(t, hs, alice), newDevice(t, hs, bob)
+	ctx := ctxT(t)
+	room, err := a.CreateRoom(ctx, "Ward 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Invite(ctx, room, bob); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	// Bob goes offline (closes his session) while 40 epochs pass.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 40 {
+		if err := a.SelfUpdate(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("PLAINTEXT-epoch-%d", i)
+		a.send(room, msg)
+		want = append(want, msg)
+	}
+	hs.stop(9) // and the server restarts in between
+	hs.start()
+	s, err := client.Open(ctx, b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Session = s
+	msgs := b.sync()
+	if got := contents(msgs, room); !slices.Equal(got, want) {
+		t.Fatalf("after 40 epochs offline bob got %d messages %q", len(got), got)
+	}
+	if r := refused(msgs); len(r) != 0 {
+		t.Fatalf("refused while catching up: %+v", r)
+	}
+	info, _ := b.Room(room)
+	ainfo, _ := a.Room(room)
+	if info.Epoch != ainfo.Epoch {
+		t.Fatalf("bob at epoch %d, alice at %d", info.Epoch, ainfo.Epoch)
+	}
+	_ = context.Background
+}
