@@ -26,15 +26,19 @@ type room struct {
 	Name    string
 	Applied int64 // the last sequence number processed
 	Left    bool  // removed from the group, or left
+	// OwnSent holds the sequence numbers of this device's messages not yet
+	// passed in the log: only those may appear as sent by this device.
+	OwnSent []int64
 	group   *mls.Group
 	dirty   bool
 }
 
 type roomRecord struct {
-	Name    string `json:"name"`
-	Applied int64  `json:"applied"`
-	Left    bool   `json:"left"`
-	Group   []byte `json:"group,omitempty"`
+	Name    string  `json:"name"`
+	Applied int64   `json:"applied"`
+	Left    bool    `json:"left"`
+	OwnSent []int64 `json:"own_sent,omitempty"`
+	Group   []byte  `json:"group,omitempty"`
 }
 
 func (s *Session) loadRooms(ctx context.Context) error {
@@ -58,7 +62,7 @@ func (s *Session) loadRooms(ctx context.Context) error {
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("decode room %s: %w", id, err)
 		}
-		r := &room{ID: id, Name: rec.Name, Applied: rec.Applied, Left: rec.Left}
+		r := &room{ID: id, Name: rec.Name, Applied: rec.Applied, Left: rec.Left, OwnSent: rec.OwnSent}
 		if rec.Group != nil {
 			if r.group, err = mls.UnmarshalGroup(s.mlsc, rec.Group); err != nil {
 				return fmt.Errorf("load group of %s: %w", id, err)
@@ -86,7 +90,7 @@ func (s *Session) flush(ctx context.Context) error {
 			if !r.dirty {
 				continue
 			}
-			rec := roomRecord{Name: r.Name, Applied: r.Applied, Left: r.Left}
+			rec := roomRecord{Name: r.Name, Applied: r.Applied, Left: r.Left, OwnSent: r.OwnSent}
 			if r.group != nil && !r.Left {
 				g, err := r.group.Marshal()
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -111,7 +112,16 @@ func (s *Session) processEvent(ev *proto.Event, r *room) {
 	case proto.KindMLSApp, proto.KindMLSCommit, proto.KindMLSProposal:
 		if own {
 			// The device's own messages were recorded when sent; its
-			// ratchet keys for them are gone (RFC 9420 §9.2).
+			// ratchet keys for them are gone (RFC 9420 §9.2). Anything
+			// else in its name was not sent by it.
+			if i := slices.Index(r.OwnSent, ev.Seq); i >= 0 {
+				r.OwnSent = slices.Delete(r.OwnSent, i, i+1)
+				return
+			}
+			base.Type = TypeRefused
+			base.Notice = fmt.Sprintf("refused %s: it claims to come from this device, which did not send it", ev.Kind)
+			s.log.Warn("message in this device's name refused", "room", r.ID, "seq", ev.Seq)
+			s.record(base)
 			return
 		}
 		res, err := r.group.ProcessMessage(ev.Body)
@@ -343,6 +353,9 @@ func (s *Session) Send(ctx context.Context, roomID string, content []byte) (int6
 		s.record(Message{Room: roomID, Seq: resp.Seq, Sender: s.prof.UserID, SenderDevice: s.prof.DeviceID, Time: s.now(),
 			Type: TypeContent, Content: content, Own: true})
 		s.pending = s.pending[:len(s.pending)-1] // the caller knows what it sent
+		if resp.Seq > r.Applied {
+			r.OwnSent = append(r.OwnSent, resp.Seq)
+		}
 		r.dirty = true
 		if err := s.flush(ctx); err != nil {
 			return 0, err

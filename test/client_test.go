@@ -62,7 +62,7 @@ func (d *device) sync() []client.Message {
 func contents(msgs []client.Message, room string) []string {
 	var out []string
 	for _, m := range msgs {
-		if m.Room == room && m.Type == client.TypeContent {
+		if (room == "" || m.Room == room) && m.Type == client.TypeContent {
 			out = append(out, string(m.Content))
 		}
 	}
