@@ -222,6 +222,9 @@ type KeyPackageCount struct {
 // ClaimKeyPackagesRequest is the body of POST /v1/keys/claim.
 type ClaimKeyPackagesRequest struct {
 	UserID string `json:"user_id"`
+	// DeviceID, if set, claims only that device's key package (a user's
+	// device adding the user's new device to its rooms).
+	DeviceID string `json:"device_id,omitempty"`
 }
 
 // ClaimedKeyPackage is one device's key package.

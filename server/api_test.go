@@ -922,3 +922,25 @@ func TestHubRefusesAppMessageOfAnotherEpoch(t *testing.T) {
 		t.Errorf("app message in the new epoch: %d %s", status, code)
 	}
 }
+
+func TestClaimOneDevicesKeyPackage(t *testing.T) {
+	e := newEnv(t, nil)
+	doc := e.login("doc")
+	phone, laptop := e.login("nurse"), e.login("nurse")
+	for _, d := range []proto.LoginResponse{phone, laptop} {
+		e.must("POST", "/v1/keys/upload", d.AccessToken, proto.UploadKeyPackagesRequest{KeyPackages: [][]byte{[]byte("kp-" + d.DeviceID)}}, nil)
+	}
+	var cr proto.ClaimKeyPackagesResponse
+	e.must("POST", "/v1/keys/claim", doc.AccessToken, proto.ClaimKeyPackagesRequest{UserID: phone.UserID, DeviceID: laptop.DeviceID}, &cr)
+	if len(cr.KeyPackages) != 1 || cr.KeyPackages[0].DeviceID != laptop.DeviceID {
+		t.Fatalf("claim for one device: %+v", cr)
+	}
+	// The phone's package was not consumed.
+	e.must("POST", "/v1/keys/claim", doc.AccessToken, proto.ClaimKeyPackagesRequest{UserID: phone.UserID}, &cr)
+	if len(cr.KeyPackages) != 1 || cr.KeyPackages[0].DeviceID != phone.DeviceID {
+		t.Fatalf("claim for all devices after: %+v", cr)
+	}
+	if status, code := e.call("POST", "/v1/keys/claim", doc.AccessToken, proto.ClaimKeyPackagesRequest{UserID: phone.UserID, DeviceID: "../x"}, nil); status != 400 || code != proto.ErrInvalidParam {
+		t.Fatalf("malformed device id: %d %s", status, code)
+	}
+}

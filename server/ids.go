@@ -64,3 +64,6 @@ func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
 }
+
+// deviceIDRE matches device ids as newDeviceID makes them, and then some.
+var deviceIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

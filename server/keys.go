@@ -70,7 +70,16 @@ func (s *Server) countKeys(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c caller) {
-	target, err := s.targetUser(w, r)
+	var req proto.ClaimKeyPackagesRequest
+	if err := decodeJSON(w, r, 16<<10, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.DeviceID != "" && !deviceIDRE.MatchString(req.DeviceID) {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed device id"))
+		return
+	}
+	target, err := s.localUser(r, req.UserID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -81,7 +90,7 @@ func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c calle
 		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "patients cannot claim other users' key packages"))
 		return
 	}
-	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID)
+	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID, req.DeviceID)
 	if err != nil {
 		s.fail(w, r, err)
 		return

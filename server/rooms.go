@@ -101,6 +101,12 @@ func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User,
 	if err := decodeJSON(w, r, 16<<10, &req); err != nil {
 		return store.User{}, err
 	}
+	return s.localUser(r, req.UserID)
+}
+
+// localUser looks up a user of this server by id.
+func (s *Server) localUser(r *http.Request, userID string) (store.User, error) {
+	req := proto.UserRequest{UserID: userID}
 	local, server, err := ParseUserID(req.UserID, s.cfg.ServerName)
 	if err != nil {
 		return store.User{}, errorf(http.StatusBadRequest, proto.ErrInvalidUsername, "%v", err)

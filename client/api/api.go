@@ -252,6 +252,13 @@ func (c *Client) CountKeyPackages(ctx context.Context) (proto.KeyPackageCount, e
 	return out, err
 }
 
+// ClaimDeviceKeyPackage claims the key package of one device of a user.
+func (c *Client) ClaimDeviceKeyPackage(ctx context.Context, userID, deviceID string) (proto.ClaimKeyPackagesResponse, error) {
+	var out proto.ClaimKeyPackagesResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/claim", proto.ClaimKeyPackagesRequest{UserID: userID, DeviceID: deviceID}, &out)
+	return out, err
+}
+
 // ClaimKeyPackages claims one key package per device of a user.
 func (c *Client) ClaimKeyPackages(ctx context.Context, userID string) (proto.ClaimKeyPackagesResponse, error) {
 	var out proto.ClaimKeyPackagesResponse

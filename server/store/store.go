@@ -198,7 +198,8 @@ type Store interface {
 	// ClaimKeyPackages returns and consumes one key package per device of
 	// the user. A device with none left yields its last-resort package
 	// (not consumed); a device with neither is omitted.
-	ClaimKeyPackages(ctx context.Context, userID string) ([]KeyPackage, error)
+	// A non-empty deviceID restricts the claim to that device.
+	ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]KeyPackage, error)
 	CountKeyPackages(ctx context.Context, userID, deviceID string) (unclaimed int, hasLastResort bool, err error)
 
 	// QueueDeviceMessages queues messages for devices; a message whose

@@ -30,11 +30,11 @@ func (db *DB) AddKeyPackages(ctx context.Context, userID, deviceID string, pkgs 
 }
 
 // ClaimKeyPackages consumes one key package per device of the user.
-func (db *DB) ClaimKeyPackages(ctx context.Context, userID string) ([]store.KeyPackage, error) {
+func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]store.KeyPackage, error) {
 	var out []store.KeyPackage
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.Query(`SELECT device_id FROM devices WHERE user_id = ? ORDER BY created_at, device_id`, userID)
+		rows, err := tx.Query(`SELECT device_id FROM devices WHERE user_id = ?1 AND (?2 = '' OR device_id = ?2) ORDER BY created_at, device_id`, userID, deviceID)
 		if err != nil {
 			return fmt.Errorf("devices of %s: %w", userID, err)
 		}
