@@ -147,7 +147,8 @@ func lookup(id CipherSuite) (*ciphersuite.Suite, error) {
 }
 
 // SupportedCipherSuites lists the cipher suites this package implements:
-// all seven of RFC 9420 §17.1.
+// all seven of RFC 9420 §17.1 and the post-quantum suites 0xF001 and 0xF002
+// (suites.go).
 func SupportedCipherSuites() []CipherSuite { return ciphersuite.Supported() }
 
 // GenerateSignatureKey returns a fresh signature key pair of suite in the

@@ -1,7 +1,10 @@
 // Package ciphersuite implements the cryptographic operations of the seven
-// MLS cipher suites of RFC 9420 §17.1 (0x0001–0x0007) on vetted primitives:
-// Go's crypto/hpke, crypto/ecdh, crypto/ecdsa, crypto/ed25519, crypto/hkdf
-// and AEADs, and github.com/cloudflare/circl for X448 and Ed448.
+// MLS cipher suites of RFC 9420 §17.1 (0x0001–0x0007) and two post-quantum
+// suites of draft-ietf-mls-pq-ciphersuites-06 under private-use codepoints
+// (pq.go) on vetted primitives: Go's crypto/hpke (including the X-Wing and
+// ML-KEM KEMs of draft-ietf-hpke-pq), crypto/ecdh, crypto/ecdsa,
+// crypto/ed25519, crypto/hkdf and AEADs, and github.com/cloudflare/circl for
+// X448, Ed448 and ML-DSA-87.
 //
 // It provides the labelled MLS operations of RFC 9420 §5 and §8 —
 // ExpandWithLabel, DeriveSecret, DeriveTreeSecret, RefHash, SignWithLabel /
@@ -13,7 +16,8 @@
 // as RFC 9180 SerializePublicKey / SerializePrivateKey; Ed25519 and Ed448
 // private keys as seeds; ECDSA private keys as big-endian scalars (shorter
 // values are left-padded), public keys as uncompressed points, signatures
-// DER-encoded.
+// DER-encoded; ML-DSA private keys as the 32-byte FIPS 204 seed, public keys
+// and signatures in their FIPS 204 encodings.
 package ciphersuite
 
 import (
@@ -35,6 +39,7 @@ import (
 	"hash"
 
 	"github.com/cloudflare/circl/sign/ed448"
+	"github.com/cloudflare/circl/sign/mldsa/mldsa87"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -70,6 +75,7 @@ const (
 	sigEd25519 sigScheme = iota
 	sigEd448
 	sigECDSA
+	sigMLDSA87
 )
 
 // Suite is one MLS cipher suite. Suites are immutable and safe for
@@ -99,6 +105,7 @@ func init() {
 	add(&Suite{id: 5, newHash: sha512.New, nh: 64, nk: 32, nn: 12, aeadID: 2, kem: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), nsk: 66, sig: sigECDSA, curve: elliptic.P521()})
 	add(&Suite{id: 6, newHash: sha512.New, nh: 64, nk: 32, nn: 12, aeadID: 3, x448: true, kdf: hpke.HKDFSHA512(), nsk: 56, sig: sigEd448})
 	add(&Suite{id: 7, newHash: sha512.New384, nh: 48, nk: 32, nn: 12, aeadID: 2, kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), nsk: 48, sig: sigECDSA, curve: elliptic.P384()})
+	addPostQuantum(add)
 }
 
 // Lookup returns the suite with the given id, or ErrUnsupported.
@@ -110,8 +117,11 @@ func Lookup(id ID) (*Suite, error) {
 	return s, nil
 }
 
-// Supported returns the ids of all supported suites in ascending order.
-func Supported() []ID { return []ID{1, 2, 3, 4, 5, 6, 7} }
+// Supported returns the ids of all supported suites in ascending order: the
+// seven of RFC 9420 and the post-quantum suites of pq.go.
+func Supported() []ID {
+	return []ID{1, 2, 3, 4, 5, 6, 7, MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519, MLS_256_MLKEM1024_AES256GCM_SHA384_MLDSA87}
+}
 
 // ID returns the suite's identifier.
 func (s *Suite) ID() ID { return s.id }
@@ -305,6 +315,8 @@ func (s *Suite) GenerateSignatureKeyPair() (priv, pub []byte, err error) {
 			return nil, nil, err
 		}
 		return sk.Seed(), pk, nil
+	case sigMLDSA87:
+		return generateMLDSA87()
 	}
 	k, err := ecdsa.GenerateKey(s.curve, rand.Reader)
 	if err != nil {
@@ -344,6 +356,8 @@ func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []b
 			return ErrInvalidSignature
 		}
 		return nil
+	case sigMLDSA87:
+		return verifyMLDSA87(pub, msg, signature)
 	}
 	pk, err := ecdsa.ParseUncompressedPublicKey(s.curve, pub)
 	if err != nil {
@@ -361,6 +375,7 @@ type Signer struct {
 	ed    ed25519.PrivateKey
 	ed448 ed448.PrivateKey
 	ec    *ecdsa.PrivateKey
+	mldsa *mldsa87.PrivateKey
 	pub   []byte
 }
 
@@ -379,6 +394,8 @@ func (s *Suite) NewSigner(priv []byte) (*Signer, error) {
 		}
 		k := ed448.NewKeyFromSeed(priv)
 		return &Signer{suite: s, ed448: k, pub: k.Public().(ed448.PublicKey)}, nil
+	case sigMLDSA87:
+		return newMLDSA87Signer(s, priv)
 	}
 	size := (s.curve.Params().BitSize + 7) / 8
 	if len(priv) > size || len(priv) == 0 {
@@ -408,6 +425,8 @@ func (g *Signer) SignWithLabel(label string, content []byte) ([]byte, error) {
 		return ed25519.Sign(g.ed, msg), nil
 	case g.ed448 != nil:
 		return ed448.Sign(g.ed448, msg, ""), nil
+	case g.mldsa != nil:
+		return signMLDSA87(g.mldsa, msg)
 	}
 	return ecdsa.SignASN1(rand.Reader, g.ec, g.suite.Hash(msg))
 }
