@@ -167,6 +167,12 @@ func Login(ctx context.Context, cfg Config, serverURL string, caPEM []byte, user
 		st.Close()
 		return nil, err
 	}
+	if opts.Identity != nil {
+		// A further device of the user: the others add it to their rooms.
+		if err := s.AnnounceDevice(ctx); err != nil {
+			s.log.Warn("announcing the new device failed", "err", err)
+		}
+	}
 	s.log.Info("logged in", "user", s.prof.UserID, "device", s.prof.DeviceID)
 	return s, nil
 }

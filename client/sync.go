@@ -50,6 +50,9 @@ type Message struct {
 	Notice string `json:"notice,omitempty"`
 	// Own is set for messages this device sent.
 	Own bool `json:"own,omitempty"`
+	// Ephemeral is set for messages that came as device messages and are
+	// not part of the room's history (call signalling).
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // record remembers a message for the cache and for the caller.
@@ -155,8 +158,22 @@ func (s *Session) processEvent(ev *proto.Event, r *room) {
 // handleDeviceMessage handles a direct device message; it returns an error
 // only for failures worth retrying (network, storage).
 func (s *Session) handleDeviceMessage(ctx context.Context, dm *proto.DeviceMessage) error {
-	if dm.Kind != proto.KindMLSWelcome {
-		s.record(Message{Sender: dm.Sender, SenderDevice: dm.SenderDevice, Time: dm.Time, Type: TypeRefused,
+	switch dm.Kind {
+	case proto.KindMLSWelcome:
+	case KindEphemeral:
+		s.handleEphemeral(dm)
+		return nil
+	case KindNewDevice:
+		var nd newDeviceBody
+		// Only the user's own devices may announce a device of the user;
+		// the new device's credential is still checked before any Add.
+		if json.Unmarshal(dm.Body, &nd) != nil || dm.Sender != s.prof.UserID || nd.DeviceID == "" {
+			s.log.Warn("malformed or foreign device announcement", "sender", dm.Sender)
+			return nil
+		}
+		return s.addOwnDevice(ctx, nd.DeviceID)
+	default:
+		s.pending = append(s.pending, Message{Sender: dm.Sender, SenderDevice: dm.SenderDevice, Time: dm.Time, Type: TypeRefused,
 			Notice: "unknown device message kind " + dm.Kind})
 		return nil
 	}
@@ -207,6 +224,10 @@ func (s *Session) handleDeviceMessage(ctx context.Context, dm *proto.DeviceMessa
 		Notice: fmt.Sprintf("joined the group at epoch %d, added by %s", g.Epoch(), dm.Sender)})
 	if err := s.catchUp(ctx, r); err != nil {
 		return err
+	}
+	// Keep KeyPackageTarget unclaimed KeyPackages on the homeserver.
+	if err := s.TopUpKeyPackages(ctx); err != nil {
+		s.log.Warn("key package top-up failed", "err", err)
 	}
 	return nil
 }

@@ -29,6 +29,14 @@ type device struct {
 // (a passphrase works the same, at scrypt's deliberate cost per open).
 func newDevice(t *testing.T, hs *homeserver, user string) *device {
 	t.Helper()
+	return newDeviceWith(t, hs, user, nil)
+}
+
+func newDeviceWith(t *testing.T, hs *homeserver, user string, opts *client.LoginOptions) *device {
+	t.Helper()
+	if opts == nil {
+		opts = &client.LoginOptions{DeviceName: "e2e"}
+	}
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "state.key")
 	if err := state.GenerateKeyFile(keyFile); err != nil {
@@ -39,7 +47,7 @@ func newDevice(t *testing.T, hs *homeserver, user string) *device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := client.Login(ctxT(t), cfg, "https://"+hs.addr, ca, user, testPassword, &client.LoginOptions{DeviceName: "e2e"})
+	s, err := client.Login(ctxT(t), cfg, "https://"+hs.addr, ca, user, testPassword, opts)
 	if err != nil {
 		t.Fatalf("login %s: %v", user, err)
 	}
@@ -308,4 +316,54 @@ func TestOfflineDeviceCatchesUpManyEpochs(t *testing.T) {
 		t.Fatalf("bob at epoch %d, alice at %d", info.Epoch, ainfo.Epoch)
 	}
 	_ = context.Background
+}
+
+func TestNewDeviceJoinsRoomsAndEphemeralMessages(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
+	hs.start()
+	a1, b := newDevice(t, hs, alice), newDevice(t, hs, bob)
+	ctx := ctxT(t)
+	room, err := a1.CreateRoom(ctx, "Consult")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.Invite(ctx, room, bob); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	// Alice's second device imports her identity key; her first device
+	// adds it to the room when it hears of it.
+	a2 := newDeviceWith(t, hs, alice, &client.LoginOptions{DeviceName: "tablet", Identity: a1.IdentityKey()})
+	a1.sync()
+	msgs := a2.sync()
+	if !slices.ContainsFunc(msgs, func(m client.Message) bool { return m.Type == client.TypeJoined && m.Room == room }) {
+		t.Fatalf("second device did not join: %+v", msgs)
+	}
+	b.sync()
+	info, _ := b.Room(room)
+	if len(info.Members[alice]) != 2 {
+		t.Fatalf("bob sees alice's devices %v", info.Members[alice])
+	}
+	b.send(room, "PLAINTEXT-to-both-devices")
+	for _, d := range []*device{a1, a2} {
+		if got := contents(d.sync(), room); !slices.Equal(got, []string{"PLAINTEXT-to-both-devices"}) {
+			t.Errorf("alice device %s got %q", d.DeviceID(), got)
+		}
+	}
+	// An ephemeral message reaches both of alice's devices and no history.
+	if err := b.SendEphemeral(ctx, room, alice, []byte("PLAINTEXT-ephemeral-sdp")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{a1, a2} {
+		msgs := d.sync()
+		if len(msgs) != 1 || !msgs[0].Ephemeral || string(msgs[0].Content) != "PLAINTEXT-ephemeral-sdp" || msgs[0].Sender != bob {
+			t.Errorf("device %s got %+v", d.DeviceID(), msgs)
+		}
+		hist, _ := d.History(ctx, room, 1, 1000)
+		if slices.Contains(contents(hist, room), "PLAINTEXT-ephemeral-sdp") {
+			t.Errorf("ephemeral message stored in history")
+		}
+	}
+	hs.assertNoPlaintext([]byte("PLAINTEXT-"))
 }
