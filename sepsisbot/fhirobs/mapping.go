@@ -248,8 +248,8 @@ func Map(o *Observation, now time.Time) Report {
 		return fail(code, fmt.Errorf("%w: %s is in the future", ErrTime, at.Format(time.RFC3339)))
 	}
 	var r Report
-	add := func(code string, lc loincCode, q *Quantity, cc *CodeableConcept, absent *CodeableConcept) {
-		m, err := value(lc, q, cc, absent)
+	add := func(code string, lc loincCode, v *Value) {
+		m, err := value(lc, v)
 		if err != nil {
 			r.Issues = append(r.Issues, Issue{Ref: ref, Code: code, Err: err})
 			return
@@ -269,7 +269,7 @@ func Map(o *Observation, now time.Time) Report {
 				r.Issues = append(r.Issues, Issue{Ref: ref, Code: ccode, Err: ErrModifierExtension})
 				continue
 			}
-			add(ccode, lc, c.ValueQuantity, c.ValueCodeableConcept, c.DataAbsentReason)
+			add(ccode, lc, &c.Value)
 		}
 		// A panel's own code (85354-9) carries no value; other codes may.
 		if hasCode(o.Code, loincBloodPressurePanel) || (o.ValueQuantity == nil && o.ValueCodeableConcept == nil) {
@@ -281,14 +281,15 @@ func Map(o *Observation, now time.Time) Report {
 		r.Issues = append(r.Issues, Issue{Ref: ref, Code: code, Err: ErrUnknownCode})
 		return r
 	}
-	add(ocode, lc, o.ValueQuantity, o.ValueCodeableConcept, o.DataAbsentReason)
+	add(ocode, lc, &o.Value)
 	return r
 }
 
 // value converts one Observation (or component) value.
-func value(lc loincCode, q *Quantity, cc *CodeableConcept, absent *CodeableConcept) (Measurement, error) {
+func value(lc loincCode, val *Value) (Measurement, error) {
 	m := Measurement{Variable: lc.variable, Unit: variables[lc.variable].unit}
-	if absent != nil {
+	q, cc := val.ValueQuantity, val.ValueCodeableConcept
+	if val.DataAbsentReason != nil {
 		return m, fmt.Errorf("%w: data absent", ErrNoValue)
 	}
 	if lc.variable == "Gender" {

@@ -91,13 +91,10 @@ type Meta struct {
 	Tag         json.RawMessage `json:"tag,omitempty"`
 }
 
-// Component is a FHIR R4 Observation.component. Value types other than
-// Quantity and CodeableConcept are kept undecoded.
-type Component struct {
-	ID                   string           `json:"id,omitempty"`
-	Extension            json.RawMessage  `json:"extension,omitempty"`
-	ModifierExtension    json.RawMessage  `json:"modifierExtension,omitempty"`
-	Code                 CodeableConcept  `json:"code"`
+// Value holds the value[x] choice of an Observation or component and the
+// elements that qualify it. Value types other than Quantity and
+// CodeableConcept are kept undecoded.
+type Value struct {
 	ValueQuantity        *Quantity        `json:"valueQuantity,omitempty"`
 	ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept,omitempty"`
 	ValueString          json.RawMessage  `json:"valueString,omitempty"`
@@ -114,56 +111,52 @@ type Component struct {
 	ReferenceRange       json.RawMessage  `json:"referenceRange,omitempty"`
 }
 
+// Component is a FHIR R4 Observation.component.
+type Component struct {
+	ID                string          `json:"id,omitempty"`
+	Extension         json.RawMessage `json:"extension,omitempty"`
+	ModifierExtension json.RawMessage `json:"modifierExtension,omitempty"`
+	Code              CodeableConcept `json:"code"`
+	Value
+}
+
 // Observation is a FHIR R4 Observation. Every element of the R4 definition
 // is present, so decoding can refuse unknown elements; the elements the bot
 // does not read are kept undecoded.
 type Observation struct {
-	ResourceType         string            `json:"resourceType"`
-	ID                   string            `json:"id,omitempty"`
-	Meta                 *Meta             `json:"meta,omitempty"`
-	ImplicitRules        string            `json:"implicitRules,omitempty"`
-	Language             string            `json:"language,omitempty"`
-	Text                 json.RawMessage   `json:"text,omitempty"`
-	Contained            json.RawMessage   `json:"contained,omitempty"`
-	Extension            json.RawMessage   `json:"extension,omitempty"`
-	ModifierExtension    json.RawMessage   `json:"modifierExtension,omitempty"`
-	Identifier           []Identifier      `json:"identifier,omitempty"`
-	BasedOn              json.RawMessage   `json:"basedOn,omitempty"`
-	PartOf               json.RawMessage   `json:"partOf,omitempty"`
-	Status               string            `json:"status"`
-	Category             []CodeableConcept `json:"category,omitempty"`
-	Code                 CodeableConcept   `json:"code"`
-	Subject              *Reference        `json:"subject,omitempty"`
-	Focus                json.RawMessage   `json:"focus,omitempty"`
-	Encounter            json.RawMessage   `json:"encounter,omitempty"`
-	EffectiveDateTime    string            `json:"effectiveDateTime,omitempty"`
-	EffectivePeriod      *Period           `json:"effectivePeriod,omitempty"`
-	EffectiveTiming      json.RawMessage   `json:"effectiveTiming,omitempty"`
-	EffectiveInstant     string            `json:"effectiveInstant,omitempty"`
-	Issued               string            `json:"issued,omitempty"`
-	Performer            json.RawMessage   `json:"performer,omitempty"`
-	ValueQuantity        *Quantity         `json:"valueQuantity,omitempty"`
-	ValueCodeableConcept *CodeableConcept  `json:"valueCodeableConcept,omitempty"`
-	ValueString          json.RawMessage   `json:"valueString,omitempty"`
-	ValueBoolean         json.RawMessage   `json:"valueBoolean,omitempty"`
-	ValueInteger         json.RawMessage   `json:"valueInteger,omitempty"`
-	ValueRange           json.RawMessage   `json:"valueRange,omitempty"`
-	ValueRatio           json.RawMessage   `json:"valueRatio,omitempty"`
-	ValueSampledData     json.RawMessage   `json:"valueSampledData,omitempty"`
-	ValueTime            json.RawMessage   `json:"valueTime,omitempty"`
-	ValueDateTime        json.RawMessage   `json:"valueDateTime,omitempty"`
-	ValuePeriod          json.RawMessage   `json:"valuePeriod,omitempty"`
-	DataAbsentReason     *CodeableConcept  `json:"dataAbsentReason,omitempty"`
-	Interpretation       json.RawMessage   `json:"interpretation,omitempty"`
-	Note                 json.RawMessage   `json:"note,omitempty"`
-	BodySite             json.RawMessage   `json:"bodySite,omitempty"`
-	Method               json.RawMessage   `json:"method,omitempty"`
-	Specimen             json.RawMessage   `json:"specimen,omitempty"`
-	Device               json.RawMessage   `json:"device,omitempty"`
-	ReferenceRange       json.RawMessage   `json:"referenceRange,omitempty"`
-	HasMember            json.RawMessage   `json:"hasMember,omitempty"`
-	DerivedFrom          json.RawMessage   `json:"derivedFrom,omitempty"`
-	Component            []Component       `json:"component,omitempty"`
+	ResourceType      string            `json:"resourceType"`
+	ID                string            `json:"id,omitempty"`
+	Meta              *Meta             `json:"meta,omitempty"`
+	ImplicitRules     string            `json:"implicitRules,omitempty"`
+	Language          string            `json:"language,omitempty"`
+	Text              json.RawMessage   `json:"text,omitempty"`
+	Contained         json.RawMessage   `json:"contained,omitempty"`
+	Extension         json.RawMessage   `json:"extension,omitempty"`
+	ModifierExtension json.RawMessage   `json:"modifierExtension,omitempty"`
+	Identifier        []Identifier      `json:"identifier,omitempty"`
+	BasedOn           json.RawMessage   `json:"basedOn,omitempty"`
+	PartOf            json.RawMessage   `json:"partOf,omitempty"`
+	Status            string            `json:"status"`
+	Category          []CodeableConcept `json:"category,omitempty"`
+	Code              CodeableConcept   `json:"code"`
+	Subject           *Reference        `json:"subject,omitempty"`
+	Focus             json.RawMessage   `json:"focus,omitempty"`
+	Encounter         json.RawMessage   `json:"encounter,omitempty"`
+	EffectiveDateTime string            `json:"effectiveDateTime,omitempty"`
+	EffectivePeriod   *Period           `json:"effectivePeriod,omitempty"`
+	EffectiveTiming   json.RawMessage   `json:"effectiveTiming,omitempty"`
+	EffectiveInstant  string            `json:"effectiveInstant,omitempty"`
+	Issued            string            `json:"issued,omitempty"`
+	Performer         json.RawMessage   `json:"performer,omitempty"`
+	Value
+	Note        json.RawMessage `json:"note,omitempty"`
+	BodySite    json.RawMessage `json:"bodySite,omitempty"`
+	Method      json.RawMessage `json:"method,omitempty"`
+	Specimen    json.RawMessage `json:"specimen,omitempty"`
+	Device      json.RawMessage `json:"device,omitempty"`
+	HasMember   json.RawMessage `json:"hasMember,omitempty"`
+	DerivedFrom json.RawMessage `json:"derivedFrom,omitempty"`
+	Component   []Component     `json:"component,omitempty"`
 }
 
 // BundleLink is a FHIR R4 Bundle.link.
