@@ -1,0 +1,235 @@
+package fhirapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/medicus-health/medicus/sepsisbot/fhirobs"
+)
+
+// HandlerConfig configures the FHIR endpoint.
+type HandlerConfig struct {
+	// Token is the bearer token senders must present. It must not be empty.
+	Token string
+	// Sink receives the mapped measurements. It must not be nil.
+	Sink Sink
+	// Now returns the current time (for the future-time check); time.Now
+	// if nil.
+	Now func() time.Time
+	// Logger receives one line per request with counts, never values;
+	// slog.Default() if nil.
+	Logger *slog.Logger
+}
+
+// Handler is the FHIR endpoint. Mount it at the FHIR base with
+// http.StripPrefix so that it sees "/Observation" and "/".
+type Handler struct {
+	tokenHash [32]byte
+	sink      Sink
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewHandler returns the FHIR endpoint. It fails if the token is empty or
+// the sink is nil.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("fhirapi: empty bearer token")
+	}
+	if cfg.Sink == nil {
+		return nil, errors.New("fhirapi: nil sink")
+	}
+	h := &Handler{tokenHash: sha256.Sum256([]byte(cfg.Token)), sink: cfg.Sink, now: cfg.Now, log: cfg.Logger}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
+}
+
+// authorized compares the bearer token in constant time. Hashing first
+// makes the comparison independent of the presented token's length.
+func (h *Handler) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	got := sha256.Sum256([]byte(auth[len(prefix):]))
+	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="medicus-sepsisbot"`)
+		writeError(w, http.StatusUnauthorized, "login", "a valid bearer token is required")
+		return
+	}
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	var limit int64
+	switch path {
+	case "/Observation":
+		limit = fhirobs.MaxObservationBytes
+	case "":
+		limit = fhirobs.MaxBundleBytes
+	default:
+		writeError(w, http.StatusNotFound, "not-supported", "only POST [base]/Observation and POST [base] are supported")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "not-supported", "only POST is supported")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/fhir+json" && mt != "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "not-supported", "the body must be application/fhir+json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too-costly", fmt.Sprintf("the body exceeds %d bytes", limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "structure", "could not read the body")
+		return
+	}
+	if path == "/Observation" {
+		h.create(w, r, body)
+	} else {
+		h.bundle(w, r, body)
+	}
+}
+
+// newID returns a random logical id for a created Observation. The
+// endpoint keeps no resources; the id only names the creation in answers.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// create handles POST [base]/Observation.
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, body []byte) {
+	o, err := fhirobs.DecodeObservation(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "structure", err.Error())
+		return
+	}
+	rep := fhirobs.Map(o, h.now())
+	if err := h.sink.Ingest(r.Context(), rep.Measurements); err != nil {
+		h.log.Error("fhir create: sink failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "transient", "the observation could not be stored; retry")
+		return
+	}
+	h.log.Info("fhir create", "measurements", len(rep.Measurements), "ignored", len(rep.Issues))
+	id := newID()
+	w.Header().Set("Location", "Observation/"+id+"/_history/1")
+	oo := issuesOutcome(rep.Issues, "Observation")
+	if oo == nil {
+		oo = outcome(OutcomeIssue{Severity: "information", Code: "informational", Diagnostics: fmt.Sprintf("accepted %d measurements", len(rep.Measurements))})
+	}
+	writeJSON(w, http.StatusCreated, oo)
+}
+
+// entryResult is the outcome of one Bundle entry.
+type entryResult struct {
+	status  string // "201 Created" or an error status
+	rep     fhirobs.Report
+	failure *OutcomeIssue
+}
+
+// bundle handles POST [base] with a transaction or batch Bundle
+// (FHIR R4 §3.1.0.11). A transaction is all or nothing: an entry that is
+// not a well-formed "POST Observation" fails the whole Bundle and nothing
+// is stored. In a batch such an entry fails alone. Values that cannot be
+// used never fail an entry; they are reported in its outcome.
+func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, body []byte) {
+	b, err := fhirobs.DecodeBundle(body)
+	if err != nil {
+		status := http.StatusBadRequest
+		code := "structure"
+		if errors.Is(err, fhirobs.ErrTooLarge) {
+			status, code = http.StatusRequestEntityTooLarge, "too-costly"
+		}
+		writeError(w, status, code, err.Error())
+		return
+	}
+	if b.Type != "transaction" && b.Type != "batch" {
+		writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("Bundle.type must be transaction or batch, not %q", b.Type))
+		return
+	}
+	now := h.now()
+	results := make([]entryResult, len(b.Entry))
+	var all []fhirobs.Measurement
+	for i, e := range b.Entry {
+		res := &results[i]
+		expr := fmt.Sprintf("Bundle.entry[%d]", i)
+		if e.Request == nil || e.Request.Method != http.MethodPost || strings.TrimPrefix(e.Request.URL, "/") != "Observation" {
+			res.status = "400 Bad Request"
+			res.failure = &OutcomeIssue{Severity: "error", Code: "not-supported", Diagnostics: "only POST Observation entries are supported", Expression: []string{expr + ".request"}}
+			continue
+		}
+		o, err := fhirobs.DecodeObservation(e.Resource)
+		if err != nil {
+			res.status = "400 Bad Request"
+			res.failure = &OutcomeIssue{Severity: "error", Code: "structure", Diagnostics: err.Error(), Expression: []string{expr + ".resource"}}
+			continue
+		}
+		res.status = "201 Created"
+		res.rep = fhirobs.Map(o, now)
+		all = append(all, res.rep.Measurements...)
+	}
+	if b.Type == "transaction" {
+		for _, res := range results {
+			if res.failure != nil {
+				writeJSON(w, http.StatusBadRequest, outcome(*res.failure))
+				return
+			}
+		}
+	}
+	if err := h.sink.Ingest(r.Context(), all); err != nil {
+		h.log.Error("fhir bundle: sink failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "transient", "the observations could not be stored; retry")
+		return
+	}
+	resp := fhirobs.Bundle{ResourceType: "Bundle", Type: b.Type + "-response"}
+	ignored := 0
+	for i, res := range results {
+		br := &fhirobs.BundleResponse{Status: res.status}
+		var oo *OperationOutcome
+		if res.failure != nil {
+			oo = outcome(*res.failure)
+		} else {
+			br.Location = "Observation/" + newID() + "/_history/1"
+			oo = issuesOutcome(res.rep.Issues, fmt.Sprintf("Bundle.entry[%d].resource", i))
+			ignored += len(res.rep.Issues)
+		}
+		if oo != nil {
+			raw, err := json.Marshal(oo)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "exception", "could not encode the answer")
+				return
+			}
+			br.Outcome = raw
+		}
+		resp.Entry = append(resp.Entry, fhirobs.BundleEntry{Response: br})
+	}
+	h.log.Info("fhir bundle", "type", b.Type, "entries", len(b.Entry), "measurements", len(all), "ignored", ignored)
+	writeJSON(w, http.StatusOK, resp)
+}
