@@ -43,7 +43,7 @@ func (s *Session) AnnounceDevice(ctx context.Context) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	return s.api.SendToDevice(ctx, newTxnID(), msgs)
+	return s.sendToDevices(ctx, msgs)
 }
 
 // addOwnDevice adds the user's device to every room this device is in
@@ -112,11 +112,13 @@ func (s *Session) SendEphemeral(ctx context.Context, roomID, user string, conten
 	if len(msgs) == 0 {
 		return fmt.Errorf("no device of %q in %s", user, roomID)
 	}
+	// The advanced ratchet is stored before the ciphertext leaves
+	// (RFC 9420 §9.1).
 	r.dirty = true
 	if err := s.flush(ctx); err != nil {
 		return err
 	}
-	return s.api.SendToDevice(ctx, newTxnID(), msgs)
+	return s.sendToDevices(ctx, msgs)
 }
 
 // handleEphemeral decrypts an ephemeral room message.

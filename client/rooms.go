@@ -301,7 +301,7 @@ func (s *Session) addDevices(ctx context.Context, r *room, claimed []proto.Claim
 		}
 		msgs = append(msgs, proto.OutgoingDeviceMessage{UserID: user, DeviceID: kp.DeviceID, Kind: proto.KindMLSWelcome, Body: body})
 	}
-	if err := s.api.SendToDevice(ctx, newTxnID(), msgs); err != nil {
+	if err := s.sendToDevices(ctx, msgs); err != nil {
 		return fmt.Errorf("deliver welcome to %s: %w", user, err)
 	}
 	if len(refusals) > 0 {
@@ -438,4 +438,24 @@ func (s *Session) sendInEpoch(ctx context.Context, roomID, kind string, epoch ui
 		}
 	}
 	return proto.SendResponse{}, err
+}
+
+// maxDeviceBatchBytes bounds the bodies of one send-to-device request, well
+// under the homeserver's request limit.
+const maxDeviceBatchBytes = 512 << 10
+
+// sendToDevices sends device messages in requests of bounded size.
+func (s *Session) sendToDevices(ctx context.Context, msgs []proto.OutgoingDeviceMessage) error {
+	for len(msgs) > 0 {
+		n, size := 0, 0
+		for n < len(msgs) && (n == 0 || size+len(msgs[n].Body) <= maxDeviceBatchBytes) {
+			size += len(msgs[n].Body)
+			n++
+		}
+		if err := s.api.SendToDevice(ctx, newTxnID(), msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
 }

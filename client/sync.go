@@ -358,6 +358,13 @@ func (s *Session) Send(ctx context.Context, roomID string, content []byte) (int6
 		if err != nil {
 			return 0, fmt.Errorf("encrypt for %s: %w", roomID, err)
 		}
+		// Store the advanced ratchet before the ciphertext leaves: after a
+		// crash the device must not encrypt with the same key and nonce
+		// again (RFC 9420 §9.1).
+		r.dirty = true
+		if err := s.flush(ctx); err != nil {
+			return 0, err
+		}
 		resp, err := s.sendInEpoch(ctx, roomID, proto.KindMLSApp, r.group.Epoch(), ct)
 		if api.IsCode(err, proto.ErrStaleEpoch) {
 			if err := s.catchUp(ctx, r); err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/medicus-health/medicus/client"
 	"github.com/medicus-health/medicus/client/state"
@@ -17,7 +18,7 @@ import (
 
 // device is a client session of one user, with its profile directory.
 type device struct {
-	t       *testing.T
+	t       testing.TB
 	hs      *homeserver
 	user    string
 	profile string
@@ -34,6 +35,11 @@ func newDevice(t *testing.T, hs *homeserver, user string) *device {
 
 func newDeviceWith(t *testing.T, hs *homeserver, user string, opts *client.LoginOptions) *device {
 	t.Helper()
+	return newDeviceTB(t, hs, user, opts)
+}
+
+func newDeviceTB(t testing.TB, hs *homeserver, user string, opts *client.LoginOptions) *device {
+	t.Helper()
 	if opts == nil {
 		opts = &client.LoginOptions{DeviceName: "e2e"}
 	}
@@ -47,7 +53,9 @@ func newDeviceWith(t *testing.T, hs *homeserver, user string, opts *client.Login
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := client.Login(ctxT(t), cfg, "https://"+hs.addr, ca, user, testPassword, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := client.Login(ctx, cfg, "https://"+hs.addr, ca, user, testPassword, opts)
 	if err != nil {
 		t.Fatalf("login %s: %v", user, err)
 	}
@@ -60,7 +68,9 @@ func newDeviceWith(t *testing.T, hs *homeserver, user string, opts *client.Login
 // per room.
 func (d *device) sync() []client.Message {
 	d.t.Helper()
-	msgs, err := d.Sync(ctxT(d.t))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msgs, err := d.Sync(ctx)
 	if err != nil {
 		d.t.Fatalf("%s sync: %v", d.user, err)
 	}
@@ -89,7 +99,9 @@ func refused(msgs []client.Message) []client.Message {
 
 func (d *device) send(room, text string) {
 	d.t.Helper()
-	if _, err := d.Send(ctxT(d.t), room, []byte(text)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := d.Send(ctx, room, []byte(text)); err != nil {
 		d.t.Fatalf("%s send: %v", d.user, err)
 	}
 }
