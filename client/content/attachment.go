@@ -188,16 +188,7 @@ func checkFileName(s string) error {
 }
 
 func validMediaID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && len(s) <= 128 && urlSafe(s)
 }
 
 func isHex64(s string) bool {

@@ -321,9 +321,11 @@ func invalidf(field, format string, args ...any) error {
 }
 
 func validID(s string) bool {
-	if len(s) < 16 || len(s) > 64 {
-		return false
-	}
+	return len(s) >= 16 && len(s) <= 64 && urlSafe(s)
+}
+
+// urlSafe reports whether s consists of base64url characters [A-Za-z0-9_-].
+func urlSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
