@@ -200,3 +200,27 @@ func SafetyNumber(userA string, keyA ed25519.PublicKey, userB string, keyB ed255
 	}
 	return strings.Join(groups, " ")
 }
+
+// signingInput separates signatures over application data (label says
+// which kind) from device credentials and from each other.
+func signingInput(label string, msg []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddBytes([]byte("medicus identity signature v1"))
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(label)) })
+	b.AddBytes(msg)
+	return b.BytesOrPanic()
+}
+
+// Sign signs msg with the identity key for the purpose named by label
+// (e.g. "consent"), as the user's own statement, e.g. a patient's consent.
+func (k *Key) Sign(label string, msg []byte) []byte {
+	return ed25519.Sign(k.priv, signingInput(label, msg))
+}
+
+// VerifySignature checks a signature made by Sign with the identity key pub.
+func VerifySignature(pub ed25519.PublicKey, label string, msg, sig []byte) error {
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, signingInput(label, msg), sig) {
+		return ErrBadSignature
+	}
+	return nil
+}

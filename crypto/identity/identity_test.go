@@ -120,3 +120,21 @@ func FuzzParseCredential(f *testing.F) {
 		_ = c.Verify([]byte("k"))
 	})
 }
+
+func TestSignIsBoundToLabelAndKey(t *testing.T) {
+	k, _ := GenerateKey()
+	other, _ := GenerateKey()
+	sig := k.Sign("consent", []byte("Consent/1 active"))
+	if err := VerifySignature(k.Public(), "consent", []byte("Consent/1 active"), sig); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"other label": VerifySignature(k.Public(), "other", []byte("Consent/1 active"), sig),
+		"other msg":   VerifySignature(k.Public(), "consent", []byte("Consent/1 rejected"), sig),
+		"other key":   VerifySignature(other.Public(), "consent", []byte("Consent/1 active"), sig),
+	} {
+		if !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
