@@ -75,6 +75,9 @@ func (g *Group) ProcessMessage(data []byte) (*Result, error) {
 		}
 		return res, nil
 	}
+	if res, ok, err := g.processPastEpoch(m); ok {
+		return res, err
+	}
 	ac, err := g.unprotect(m)
 	if err != nil {
 		return nil, err
@@ -152,6 +155,7 @@ func (g *Group) merge(sc *stagedCommit) {
 		g.staged, g.pending, g.keys = nil, nil, nil
 		return
 	}
+	g.retainEpoch()
 	g.ctx, g.tree, g.keys, g.interim, g.confTag = sc.ctx, sc.tree, sc.keys, sc.interim, sc.confTag
 	g.setEpoch(sc.epoch)
 	g.staged = nil

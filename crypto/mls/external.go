@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/medicus-health/medicus/crypto/mls/internal/codec"
@@ -59,6 +60,9 @@ type ExternalJoinOptions struct {
 	// ResyncLeaf, if set, removes the joiner's own old leaf (same
 	// credential identity) in the same commit (RFC 9420 §12.4.3.2).
 	ResyncLeaf *uint32
+	// ExternalPSKs are ids of external PSKs to inject by value (RFC 9420
+	// §12.4.3.2); Config.ExternalPSK must know them.
+	ExternalPSKs [][]byte
 }
 
 // JoinExternal joins a group by external commit (RFC 9420 §12.4.3.2) from
@@ -108,6 +112,10 @@ func JoinExternal(cfg *Config, groupInfo []byte, cred Credential, signaturePriv 
 	ps := &proposalSet{items: []*pendingProposal{{proposal: &wire.Proposal{ProposalType: wire.ProposalTypeExternalInit, ExternalInit: &wire.ExternalInit{KEMOutput: kem}}, sender: self}}}
 	if opts.ResyncLeaf != nil {
 		ps.items = append(ps.items, &pendingProposal{proposal: &wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: *opts.ResyncLeaf}}, sender: self})
+	}
+	for _, id := range opts.ExternalPSKs {
+		ps.items = append(ps.items, &pendingProposal{proposal: &wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
+			PSKType: wire.PSKTypeExternal, ID: bytes.Clone(id), Nonce: randomBytes(s.Nh())}}}, sender: self})
 	}
 	commit := &wire.Commit{}
 	byValue := make([]bool, len(ps.items))

@@ -34,6 +34,7 @@ type Group struct {
 	reinit     *wire.ReInit      // set once a ReInit commit was applied
 	priorPSKs  map[string][]byte // resumption PSKs of the group a ReInit replaced
 	removed    bool              // the own member was removed
+	past       []*pastEpoch      // retained for delayed application messages (Config.PastEpochs)
 
 	pendingUpdates []pendingUpdate // own Update proposals' new leaf keys
 	// encryptionSecret and sentGen let Marshal persist the secret tree:

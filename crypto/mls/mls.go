@@ -97,6 +97,11 @@ type Config struct {
 	// RetainedResumptionPSKs is how many past epochs' resumption PSKs the
 	// group keeps (RFC 9420 §8.6); zero means 8.
 	RetainedResumptionPSKs int
+	// PastEpochs is how many past epochs' application decryption keys the
+	// group keeps for delayed application messages (RFC 9420 §15.3). Zero,
+	// the default, keeps none: a message of an old epoch fails with
+	// ErrWrongEpoch and old keys are erased at once (forward secrecy).
+	PastEpochs int
 }
 
 func (c *Config) policy(reqExts []wire.Extension) (*tree.Policy, error) {
