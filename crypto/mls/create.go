@@ -439,39 +439,10 @@ func (g *Group) ProposeReInit(groupID []byte, suite CipherSuite, exts []Extensio
 // signature key, the ReInit's group id, suite and extensions, and a first
 // commit that adds keyPackages (the other members' new KeyPackages) and
 // injects g's last resumption PSK with usage reinit. The new group's commit
-// is staged like any Commit; joiners supply g's resumption PSK through
-// Config.ResumptionPSK (see Group.ResumptionPSK).
+// is staged like any Commit; joiners call JoinReInit with their copy of g
+// (or supply g's resumption PSK through Config.ResumptionPSK, see
+// Group.ResumptionPSK). A ReInit to another signature scheme needs
+// ReInitGroupWithKey.
 func (g *Group) ReInitGroup(keyPackages [][]byte, opts *CommitOptions) (*Group, *CommitOutput, error) {
-	r := g.reinit
-	if r == nil || g.removed {
-		return nil, nil, fmt.Errorf("mls: reinit: the group was not reinitialized")
-	}
-	psk, ok := g.resumption[g.ctx.Epoch]
-	if !ok {
-		return nil, nil, fmt.Errorf("mls: reinit: %w", ErrUnknownPSK)
-	}
-	cred := g.tree.Leaf(g.LeafIndex()).Credential
-	ng, err := CreateGroup(g.cfg, r.GroupID, r.CipherSuite, cred, g.sigKey, r.Extensions)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: reinit: %w", err)
-	}
-	ng.priorPSKs = map[string][]byte{fmt.Sprintf("%x/%d", g.ctx.GroupID, g.ctx.Epoch): psk}
-	o := CommitOptions{}
-	if opts != nil {
-		o = *opts
-	}
-	o.Proposals = append([]*Proposal{{wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
-		PSKType: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageReInit, GroupID: g.ctx.GroupID, PSKEpoch: g.ctx.Epoch, Nonce: randomBytes(ng.suite.Nh())}}}}}, o.Proposals...)
-	for _, kp := range keyPackages {
-		p, err := AddProposal(kp)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Proposals = append(o.Proposals, p)
-	}
-	out, err := ng.Commit(&o)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: reinit: %w", err)
-	}
-	return ng, out, nil
+	return g.ReInitGroupWithKey(g.sigKey, keyPackages, opts)
 }
