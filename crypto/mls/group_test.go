@@ -65,6 +65,14 @@ func (w *world) commit(c *client, opts *CommitOptions, joiners [][]byte, privs [
 	if err != nil {
 		w.t.Fatalf("%s commit: %v", c.name, err)
 	}
+	w.deliver(c, out, opts, joiners, privs, names)
+}
+
+// deliver hands c's commit output to every member and the Welcome to the
+// joiners, then checks agreement.
+func (w *world) deliver(c *client, out *CommitOutput, opts *CommitOptions, joiners [][]byte, privs []*KeyPackagePrivate, names []string) {
+	w.t.Helper()
+	var err error
 	var stay []*client
 	for _, o := range w.members {
 		if o == c {
