@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/medicus-health/medicus/client/api"
 	"github.com/medicus-health/medicus/client/state"
@@ -230,8 +233,11 @@ func (s *Session) CreateRoom(ctx context.Context, name string) (string, error) {
 
 // welcomeBody is the device message that carries a Welcome.
 type welcomeBody struct {
-	Room       string `json:"room"`
-	Name       string `json:"name,omitempty"`
+	Room string `json:"room"`
+	// SealedName is the room name, encrypted under a key exported from
+	// the epoch the Welcome opens (sealRoomName): the homeserver stores
+	// device messages and must not learn it.
+	SealedName []byte `json:"sealed_name,omitempty"`
 	CommitSeq  int64  `json:"commit_seq"`
 	KeyPackage string `json:"key_package"` // keyPackageName of the used KeyPackage
 	Welcome    []byte `json:"welcome"`
@@ -295,7 +301,11 @@ func (s *Session) addDevices(ctx context.Context, r *room, claimed []proto.Claim
 	}
 	var msgs []proto.OutgoingDeviceMessage
 	for _, kp := range targets {
-		body, err := json.Marshal(welcomeBody{Room: r.ID, Name: r.Name, CommitSeq: seq, KeyPackage: keyPackageName(kp.KeyPackage), Welcome: out.Welcome})
+		sealed, err := sealRoomName(r.group, r.Name)
+		if err != nil {
+			return err
+		}
+		body, err := json.Marshal(welcomeBody{Room: r.ID, SealedName: sealed, CommitSeq: seq, KeyPackage: keyPackageName(kp.KeyPackage), Welcome: out.Welcome})
 		if err != nil {
 			return err
 		}
@@ -458,4 +468,49 @@ func (s *Session) sendToDevices(ctx context.Context, msgs []proto.OutgoingDevice
 		msgs = msgs[n:]
 	}
 	return nil
+}
+
+// roomNameLabel is the MLS exporter label of the key that seals a room's
+// name in a Welcome's device message.
+const roomNameLabel = "medicus room name"
+
+func roomNameAEAD(g *mls.Group) (cipher.AEAD, error) {
+	key, err := g.Export(roomNameLabel, nil, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	return chacha20poly1305.NewX(key)
+}
+
+// sealRoomName encrypts name under a key of the group's current epoch.
+func sealRoomName(g *mls.Group, name string) ([]byte, error) {
+	if name == "" {
+		return nil, nil
+	}
+	aead, err := roomNameAEAD(g)
+	if err != nil {
+		return nil, fmt.Errorf("seal room name: %w", err)
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(name)+aead.Overhead())
+	rand.Read(nonce)
+	return aead.Seal(nonce, nonce, []byte(name), nil), nil
+}
+
+// openRoomName decrypts a name sealed by sealRoomName in the same epoch.
+func openRoomName(g *mls.Group, sealed []byte) (string, error) {
+	if len(sealed) == 0 {
+		return "", nil
+	}
+	aead, err := roomNameAEAD(g)
+	if err != nil {
+		return "", err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("sealed room name too short")
+	}
+	name, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+	if err != nil {
+		return "", errors.New("sealed room name does not open")
+	}
+	return string(name), nil
 }

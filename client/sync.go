@@ -218,7 +218,11 @@ func (s *Session) handleDeviceMessage(ctx context.Context, dm *proto.DeviceMessa
 	if err := s.api.Join(ctx, w.Room); err != nil && !api.IsCode(err, proto.ErrConflict) {
 		return fmt.Errorf("join %s: %w", w.Room, err)
 	}
-	r := &room{ID: w.Room, Name: w.Name, Applied: w.CommitSeq, group: g, dirty: true}
+	name, err := openRoomName(g, w.SealedName)
+	if err != nil {
+		s.log.Warn("room name unreadable", "room", w.Room, "err", err)
+	}
+	r := &room{ID: w.Room, Name: name, Applied: w.CommitSeq, group: g, dirty: true}
 	s.rooms[w.Room] = r
 	s.record(Message{Room: w.Room, Seq: w.CommitSeq, Sender: dm.Sender, SenderDevice: dm.SenderDevice, Time: dm.Time, Type: TypeJoined,
 		Notice: fmt.Sprintf("joined the group at epoch %d, added by %s", g.Epoch(), dm.Sender)})

@@ -370,3 +370,54 @@ func (s *Store) Messages(ctx context.Context, room string, from int64, limit int
 	}
 	return out, rows.Err()
 }
+
+// SealFile writes data to path (mode 0600, failing if it exists), encrypted
+// with age to lock: for secrets that leave the state file, such as an
+// exported identity key.
+func SealFile(path string, data []byte, lock Lock) error {
+	r, err := lock.recipient()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	w, err := age.Encrypt(f, r)
+	if err == nil {
+		_, err = w.Write(data)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// maxSealedFile bounds what OpenSealedFile reads.
+const maxSealedFile = 1 << 20
+
+// OpenSealedFile decrypts a file written by SealFile; it fails with
+// ErrLocked if lock does not open it.
+func OpenSealedFile(path string, lock Lock) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	id, err := lock.identity()
+	if err != nil {
+		return nil, err
+	}
+	r, err := age.Decrypt(io.LimitReader(f, maxSealedFile), id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+	}
+	return io.ReadAll(io.LimitReader(r, maxSealedFile))
+}

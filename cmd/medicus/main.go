@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), adminCmd(), demoCmd())
+	root.AddCommand(serverCmd(), adminCmd(), demoCmd(), clientCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "medicus:", err)
 		os.Exit(1)
