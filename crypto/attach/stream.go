@@ -131,10 +131,7 @@ type Encrypter struct {
 	hash   hash.Hash
 	in     []byte // plaintext chunk plus one byte of look-ahead
 	have   int    // bytes of in filled
-	out    []byte // sealed chunk being returned
-	off    int    // bytes of out already returned
-	last   bool   // the last chunk has been sealed
-	err    error  // sticky error, io.EOF when done
+	chunks chunkOutput
 	sealed Sealed
 }
 
@@ -150,7 +147,7 @@ func newEncrypter(src io.Reader, p Params) *Encrypter {
 		c:      newChunkAEAD(p),
 		hash:   sha256.New(),
 		in:     make([]byte, ChunkSize+1),
-		out:    make([]byte, 0, sealedChunkSize),
+		chunks: chunkOutput{out: make([]byte, 0, sealedChunkSize)},
 		sealed: Sealed{Params: p},
 	}
 }
@@ -158,46 +155,24 @@ func newEncrypter(src io.Reader, p Params) *Encrypter {
 // Read fills p with ciphertext. It returns io.EOF after the last chunk and
 // the source's error (wrapped) if reading the source fails.
 func (e *Encrypter) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if e.off == len(e.out) {
-			if e.err != nil {
-				break
-			}
-			if e.last {
-				e.err = io.EOF
-				copy(e.sealed.SHA256[:], e.hash.Sum(nil))
-				break
-			}
-			if err := e.sealNext(); err != nil {
-				e.err = err
-				break
-			}
-		}
-		m := copy(p[n:], e.out[e.off:])
-		e.off += m
-		n += m
-	}
-	if n > 0 {
-		return n, nil
-	}
-	return 0, e.err
+	return e.chunks.read(p, e.sealNext)
 }
 
 // sealNext reads the next plaintext chunk and seals it into e.out.
 func (e *Encrypter) sealNext() error {
 	m, err := io.ReadFull(e.src, e.in[e.have:])
 	e.have += m
+	last := false
 	switch err {
 	case nil:
 		// A full chunk and one more byte: this chunk is not the last.
 	case io.EOF, io.ErrUnexpectedEOF:
-		e.last = true
+		last = true
 	default:
 		return fmt.Errorf("attach: read plaintext: %w", err)
 	}
 	size := e.have
-	if !e.last {
+	if !last {
 		size = ChunkSize
 	}
 	nonce, err := e.c.next()
@@ -205,14 +180,17 @@ func (e *Encrypter) sealNext() error {
 		return err
 	}
 	aad := aadMiddle
-	if e.last {
+	if last {
 		aad = aadLast
 	}
-	e.out = e.c.aead.Seal(e.out[:0], nonce, e.in[:size], aad)
-	e.off = 0
-	e.hash.Write(e.out)
+	out := e.c.aead.Seal(e.chunks.out[:0], nonce, e.in[:size], aad)
+	e.chunks.set(out, last)
+	e.hash.Write(out)
 	e.sealed.PlaintextSize += int64(size)
-	e.sealed.CiphertextSize += int64(len(e.out))
+	e.sealed.CiphertextSize += int64(len(out))
+	if last {
+		e.hash.Sum(e.sealed.SHA256[:0])
+	}
 	// Keep the look-ahead byte for the next chunk.
 	e.have = copy(e.in, e.in[size:e.have])
 	return nil
@@ -221,7 +199,7 @@ func (e *Encrypter) sealNext() error {
 // Sealed returns the parameters, ciphertext hash and sizes. It is valid
 // only after Read returned io.EOF; before that it returns false.
 func (e *Encrypter) Sealed() (Sealed, bool) {
-	return e.sealed, e.err == io.EOF
+	return e.sealed, e.chunks.err == io.EOF
 }
 
 // Encrypt encrypts src into dst under fresh random parameters and returns
@@ -273,57 +251,32 @@ func copyChunks(ctx context.Context, w io.Writer, r io.Reader) error {
 // ErrDecrypt (ErrAuth, ErrTruncated, ErrTrailingData, ErrHashMismatch), or
 // are the source's read error.
 type Decrypter struct {
-	src  io.Reader
-	c    *chunkAEAD
-	hash hash.Hash
-	want [HashSize]byte
-	in   []byte // sealed chunk plus one byte of look-ahead
-	have int
-	out  []byte // plaintext being returned
-	off  int
-	done bool // the last chunk was opened and verified
-	err  error
-	n    int64 // plaintext bytes produced
+	src    io.Reader
+	c      *chunkAEAD
+	hash   hash.Hash
+	want   [HashSize]byte
+	in     []byte // sealed chunk plus one byte of look-ahead
+	have   int
+	chunks chunkOutput
+	n      int64 // plaintext bytes produced
 }
 
 // NewDecrypter returns a Decrypter of src, a blob encrypted with p whose
 // ciphertext must have SHA-256 sum.
 func NewDecrypter(src io.Reader, p Params, sum [HashSize]byte) *Decrypter {
 	return &Decrypter{
-		src:  src,
-		c:    newChunkAEAD(p),
-		hash: sha256.New(),
-		want: sum,
-		in:   make([]byte, sealedChunkSize+1),
-		out:  make([]byte, 0, ChunkSize),
+		src:    src,
+		c:      newChunkAEAD(p),
+		hash:   sha256.New(),
+		want:   sum,
+		in:     make([]byte, sealedChunkSize+1),
+		chunks: chunkOutput{out: make([]byte, 0, ChunkSize)},
 	}
 }
 
 // Read fills p with authenticated plaintext; see the type's guarantee.
 func (d *Decrypter) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if d.off == len(d.out) {
-			if d.err != nil {
-				break
-			}
-			if d.done {
-				d.err = io.EOF
-				break
-			}
-			if err := d.openNext(); err != nil {
-				d.err = err
-				break
-			}
-		}
-		m := copy(p[n:], d.out[d.off:])
-		d.off += m
-		n += m
-	}
-	if n > 0 {
-		return n, nil
-	}
-	return 0, d.err
+	return d.chunks.read(p, d.openNext)
 }
 
 // openNext reads and opens the next sealed chunk into d.out.
@@ -354,11 +307,11 @@ func (d *Decrypter) openNext() error {
 	if last {
 		aad, other = aadLast, aadMiddle
 	}
-	out, err := d.c.aead.Open(d.out[:0], nonce, sealed, aad)
+	out, err := d.c.aead.Open(d.chunks.out[:0], nonce, sealed, aad)
 	if err != nil {
 		// Tell truncation at a chunk boundary and data after the last
 		// chunk from tampering: the chunk opens with the other flag.
-		if _, err2 := d.c.aead.Open(d.out[:0], nonce, sealed, other); err2 == nil {
+		if _, err2 := d.c.aead.Open(d.chunks.out[:0], nonce, sealed, other); err2 == nil {
 			if last {
 				return ErrTruncated
 			}
@@ -375,9 +328,8 @@ func (d *Decrypter) openNext() error {
 			clear(out)
 			return ErrHashMismatch
 		}
-		d.done = true
 	}
-	d.out, d.off = out, 0
+	d.chunks.set(out, last)
 	d.have = copy(d.in, d.in[size:d.have])
 	return nil
 }
@@ -390,4 +342,44 @@ func Decrypt(ctx context.Context, dst io.Writer, src io.Reader, p Params, sum [H
 	d := NewDecrypter(src, p, sum)
 	err := copyChunks(ctx, dst, d)
 	return d.n, err
+}
+
+// chunkOutput hands out one processed chunk at a time to Read calls.
+type chunkOutput struct {
+	out  []byte // the current chunk
+	off  int    // bytes of out already returned
+	last bool   // out is the last chunk
+	err  error  // sticky error; io.EOF after the last chunk
+}
+
+func (c *chunkOutput) set(out []byte, last bool) {
+	c.out, c.off, c.last = out, 0, last
+}
+
+// read fills p from the current chunk, calling next for another one until p
+// is full, next fails, or the last chunk is used up.
+func (c *chunkOutput) read(p []byte, next func() error) (int, error) {
+	n := 0
+	for n < len(p) {
+		if c.off == len(c.out) {
+			if c.err != nil {
+				break
+			}
+			if c.last {
+				c.err = io.EOF
+				break
+			}
+			if err := next(); err != nil {
+				c.err = err
+				break
+			}
+		}
+		m := copy(p[n:], c.out[c.off:])
+		c.off += m
+		n += m
+	}
+	if n > 0 {
+		return n, nil
+	}
+	return 0, c.err
 }
