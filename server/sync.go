@@ -34,6 +34,9 @@ const (
 	frameInterval = 5 * time.Millisecond
 )
 
+// binaryEventsHeader begins every binary events frame.
+var binaryEventsHeader = []byte{proto.FrameTypeEvents}
+
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  4096,
 	WriteBufferSize: 64 << 10,
@@ -41,6 +44,8 @@ var upgrader = websocket.Upgrader{
 	// page cannot set on a WebSocket, so cross-origin requests carry no
 	// ambient authority.
 	CheckOrigin: func(*http.Request) bool { return true },
+	// A client offering the binary subprotocol gets binary event frames.
+	Subprotocols: []string{proto.SyncSubprotocolBinary},
 	// A request that is not a WebSocket handshake gets a coded JSON error
 	// like every other endpoint.
 	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
@@ -79,6 +84,9 @@ type syncSession struct {
 	filter roomFilter
 	cursor int64
 	lastDM int64
+	// binary is set when the client negotiated proto.SyncSubprotocolBinary:
+	// events frames are then binary messages of event records.
+	binary bool
 
 	// Reused between frames so that fan-out does not allocate per event.
 	entries []hub.Entry
@@ -116,6 +124,7 @@ func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, c caller) {
 	defer conn.Close()
 
 	sess := &syncSession{s: s, c: c, conn: conn, cursor: since,
+		binary: conn.Subprotocol() == proto.SyncSubprotocolBinary,
 		filter: roomFilter{user: c.User.ID, joined: map[string]bool{}}}
 	for i := range history {
 		sess.filter.visible(&history[i])
@@ -276,7 +285,11 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 			}
 			for i := range entries {
 				if ss.filter.visible(&entries[i].Event) {
-					raws = append(raws, entries[i].JSON)
+					if ss.binary {
+						raws = append(raws, entries[i].Record)
+					} else {
+						raws = append(raws, entries[i].JSON)
+					}
 				}
 			}
 			next = entries[len(entries)-1].Event.Stream
@@ -289,8 +302,10 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 			}
 			for i := range evs {
 				if ss.filter.visible(&evs[i]) {
-					b, err := json.Marshal(evs[i])
-					if err != nil {
+					var b []byte
+					if ss.binary {
+						b = proto.AppendEventRecord(nil, &evs[i])
+					} else if b, err = json.Marshal(evs[i]); err != nil {
 						return err
 					}
 					raws = append(raws, b)
@@ -321,8 +336,21 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 	}
 }
 
+// writeEvents writes one events frame of encoded events: binary records
+// or JSON objects, as negotiated.
 func (ss *syncSession) writeEvents(raws [][]byte) error {
 	ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration))
+	if ss.binary {
+		w, err := ss.conn.NextWriter(websocket.BinaryMessage)
+		if err != nil {
+			return err
+		}
+		w.Write(binaryEventsHeader)
+		for _, raw := range raws {
+			w.Write(raw)
+		}
+		return w.Close()
+	}
 	w, err := ss.conn.NextWriter(websocket.TextMessage)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,64 @@ func TestSyncFramesSurviveBufferReuse(t *testing.T) {
 	}
 	if s.buf.Cap() > maxRetainedFrameBuffer+64<<10 {
 		t.Errorf("after a small frame the buffer still holds %d bytes", s.buf.Cap())
+	}
+}
+
+// TestBinarySyncDecodesBothFrameForms: on a binary connection Next decodes
+// binary events frames and JSON frames alike, and the events it returned
+// keep their bodies after later reads reuse the buffer. A server that does
+// not select the subprotocol gets a JSON connection.
+func TestBinarySyncDecodesBothFrameForms(t *testing.T) {
+	evs := []proto.Event{
+		{RoomID: "!aaaaaaaaaaaaaaaa:hub", Seq: 1, Stream: 5, Sender: "@a:hub", Kind: proto.KindMLSApp, Body: []byte("first"), Time: time.UnixMilli(1000).UTC()},
+		{RoomID: "!aaaaaaaaaaaaaaaa:hub", Seq: 2, Stream: 6, Sender: "@a:hub", Kind: proto.KindMLSApp, Body: []byte("second"), Time: time.UnixMilli(2000).UTC()},
+	}
+	frame := []byte{proto.FrameTypeEvents}
+	for i := range evs {
+		frame = proto.AppendEventRecord(frame, &evs[i])
+	}
+	other := append([]byte{proto.FrameTypeEvents}, proto.AppendEventRecord(nil, &proto.Event{Stream: 7, Body: []byte("XXXXXXXXXXXX")})...)
+	for _, serverBinary := range []bool{true, false} {
+		up := websocket.Upgrader{}
+		if serverBinary {
+			up.Subprotocols = []string{proto.SyncSubprotocolBinary}
+		}
+		c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			if conn.Subprotocol() == proto.SyncSubprotocolBinary {
+				conn.WriteMessage(websocket.BinaryMessage, frame)
+				conn.WriteMessage(websocket.BinaryMessage, other)
+			}
+			conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"caught_up","stream":7}`))
+			conn.ReadMessage() // until the client closes
+		}))
+		s, err := c.SyncWith(context.Background(), 0, SyncOptions{Binary: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if s.Binary() != serverBinary {
+			t.Fatalf("Binary() = %v with a server that selects it: %v", s.Binary(), serverBinary)
+		}
+		if serverBinary {
+			f, err := s.Next()
+			if err != nil || f.Type != proto.FrameEvents {
+				t.Fatalf("first frame %+v, %v", f, err)
+			}
+			if raw, err := s.NextRaw(); err != nil || !bytes.Equal(raw, other) {
+				t.Fatalf("NextRaw = %x, %v; want the binary frame as sent", raw, err)
+			}
+			if !reflect.DeepEqual(f.Events, evs) {
+				t.Fatalf("decoded %+v after a later read, want %+v", f.Events, evs)
+			}
+		}
+		if f, err := s.Next(); err != nil || f.Type != proto.FrameCaughtUp || f.Stream != 7 {
+			t.Fatalf("last frame %+v, %v", f, err)
+		}
+		s.Close()
 	}
 }

@@ -1,5 +1,6 @@
 // Package hub fans out newly committed room events to the sync connections of
-// a homeserver. It keeps the most recent events, already encoded as JSON, in
+// a homeserver. It keeps the most recent events, already encoded in both
+// sync forms (JSON and the binary record of proto.SyncSubprotocolBinary), in
 // a fixed-size ring, so that connected devices read new events from memory
 // and each event is encoded once however many devices receive it.
 //
@@ -17,10 +18,15 @@ import (
 	"github.com/medicus-health/medicus/proto"
 )
 
-// Entry is an event with its JSON encoding.
+// Entry is an event with its encodings. Event holds everything but the
+// body, which only the encodings carry, so that the ring does not hold each
+// body three times.
 type Entry struct {
 	Event proto.Event
-	JSON  []byte
+	// JSON is the event as a JSON object.
+	JSON []byte
+	// Record is the event's binary record (proto.AppendEventRecord).
+	Record []byte
 }
 
 // Hub is safe for concurrent use.
@@ -100,13 +106,15 @@ func wake(s *Subscription) {
 // and wakes all subscribers. It does not retain evs.
 func (h *Hub) Publish(evs []proto.Event) {
 	entries := make([]Entry, len(evs))
-	for i, ev := range evs {
+	for i := range evs {
+		ev := &evs[i]
 		b, err := json.Marshal(ev)
 		if err != nil {
 			// proto.Event always encodes; keep the entry so the stream has no hole.
 			b = []byte("{}")
 		}
-		entries[i] = Entry{Event: ev, JSON: b}
+		entries[i] = Entry{Event: *ev, JSON: b, Record: proto.AppendEventRecord(nil, ev)}
+		entries[i].Event.Body = nil
 	}
 	h.mu.Lock()
 	for _, e := range entries {
