@@ -54,6 +54,9 @@ type Measurement struct {
 	Time time.Time `json:"time"`
 	// Code is the LOINC code the value was identified by.
 	Code string `json:"code"`
+	// Bed is the patient's location as the source reported it (HL7 v2
+	// PV1-3), or "" if it did not.
+	Bed string `json:"bed,omitempty"`
 }
 
 // Issue reports one value that could not be used and was ignored.
