@@ -22,6 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serverCmd(), adminCmd(), demoCmd(), clientCmd())
+	root.AddCommand(sepsisbotCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "medicus:", err)
 		os.Exit(1)
