@@ -108,7 +108,7 @@ func clientCmd() *cobra.Command {
 	identityCmd := &cobra.Command{Use: "identity", Short: "Export the user's identity key for a further device"}
 	identityCmd.AddCommand(clientIdentityExportCmd(f))
 	cmd.AddCommand(clientLoginCmd(f), clientRoomsCmd(withSession), room, clientInviteCmd(withSession), clientRemoveCmd(withSession),
-		clientSendCmd(withSession), clientSendFHIRCmd(withSession),
+		clientSendCmd(withSession), clientSendFHIRCmd(withSession), clientSendFileCmd(withSession), clientDownloadCmd(withSession),
 		clientSyncCmd(withSession), clientHistoryCmd(withSession), clientVerifyCmd(withSession), clientDevicesCmd(withSession),
 		clientAckCmd(withSession), clientUpdateCmd(withSession), consent, identityCmd)
 	return cmd
@@ -300,6 +300,58 @@ func parseSeq(s string) (int64, error) {
 		return 0, fmt.Errorf("EVENT must be a message number like 12 or #12, not %q", s)
 	}
 	return n, nil
+}
+
+func clientSendFileCmd(run sessionRunner) *cobra.Command {
+	var opts client.FileOptions
+	cmd := &cobra.Command{
+		Use: "send-file ROOM PATH", Short: "Encrypt a file (image, PDF, DICOM...) and send it", Args: cobra.ExactArgs(2),
+		RunE: run(func(ctx context.Context, s *client.Session, out output, args []string) error {
+			sent, err := s.SendFile(ctx, args[0], args[1], &opts)
+			if err != nil {
+				return err
+			}
+			return emitSent(out, args[0], sent)
+		}),
+	}
+	cmd.Flags().StringVar(&opts.MediaType, "type", "", "media type (detected if not given)")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "file name shown to the room (default: the file's own)")
+	cmd.Flags().BoolVar(&opts.IncludePatient, "include-patient", false, "include a DICOM file's patient name and id in the preview")
+	return cmd
+}
+
+func clientDownloadCmd(run sessionRunner) *cobra.Command {
+	var outPath string
+	var thumbnail bool
+	cmd := &cobra.Command{
+		Use: "download ROOM EVENT --out PATH", Short: "Download, verify and decrypt an attachment", Args: cobra.ExactArgs(2),
+		RunE: run(func(ctx context.Context, s *client.Session, out output, args []string) error {
+			seq, err := parseSeq(args[1])
+			if err != nil {
+				return err
+			}
+			if thumbnail {
+				b, err := s.DownloadThumbnail(ctx, args[0], seq)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(outPath, b, 0o600); err != nil {
+					return err
+				}
+				return out.emit(map[string]any{"file": outPath, "size": len(b)}, fmt.Sprintf("thumbnail written to %s", outPath))
+			}
+			a, err := s.Download(ctx, args[0], seq, outPath)
+			if err != nil {
+				return err
+			}
+			return out.emit(map[string]any{"file": outPath, "size": a.Size, "type": a.MediaType, "name": a.Name},
+				fmt.Sprintf("%s (%s, %d bytes) verified and written to %s", a.Name, a.MediaType, a.Size, outPath))
+		}),
+	}
+	cmd.Flags().StringVar(&outPath, "out", "", "where to write the decrypted file")
+	cmd.Flags().BoolVar(&thumbnail, "thumbnail", false, "download the image's thumbnail instead")
+	cmd.MarkFlagRequired("out")
+	return cmd
 }
 
 func clientAckCmd(run sessionRunner) *cobra.Command {
