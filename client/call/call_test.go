@@ -78,12 +78,7 @@ func TestHangupWhileRingingCancelsEverywhere(t *testing.T) {
 	b1 := n.addDevice(bob, "B1", nil)
 	b2 := n.addDevice(bob, "B2", nil)
 	ctx := context.Background()
-	c, err := a.sb.Place(ctx, room, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1.ringing(t)
-	b2.ringing(t)
+	c := a.place(t, bob, b1, b2)
 	if err := a.sb.Hangup(ctx, c.ID(), ReasonUserHangup); err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +97,7 @@ func TestRejectStopsAllDevices(t *testing.T) {
 	b1 := n.addDevice(bob, "B1", nil)
 	b2 := n.addDevice(bob, "B2", nil)
 	ctx := context.Background()
-	c, err := a.sb.Place(ctx, room, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1.ringing(t)
-	b2.ringing(t)
+	c := a.place(t, bob, b1, b2)
 	if err := b1.sb.Reject(ctx, c.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -133,14 +123,8 @@ func TestSelectAnswerWithTwoAnsweringDevices(t *testing.T) {
 	b2 := n.addDevice(bob, "B2", nil)
 	b3 := n.addDevice(bob, "B3", nil)
 	ctx := context.Background()
-	out, err := a.sb.Place(ctx, room, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := a.place(t, bob, b1, b2, b3)
 	id := out.ID()
-	b1.ringing(t)
-	b2.ringing(t)
-	b3.ringing(t)
 
 	// Both answers are on their way before the caller sees either.
 	n.Hold()

@@ -236,6 +236,22 @@ func (d *device) ringing(t *testing.T) string {
 	}).CallID
 }
 
+// place calls user from d and waits until every device in ringers rings
+// with the call.
+func (d *device) place(t *testing.T, user string, ringers ...*device) *Call {
+	t.Helper()
+	c, err := d.sb.Place(context.Background(), room, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ringers {
+		if id := r.ringing(t); id != c.ID() {
+			t.Fatalf("%s/%s rings for %s, want %s", r.user, r.id, id, c.ID())
+		}
+	}
+	return c
+}
+
 // ended waits for the call to end on the device and returns the update.
 func (d *device) ended(t *testing.T, callID string) Update {
 	t.Helper()

@@ -80,10 +80,7 @@ func Follow(ctx context.Context, sb *Switchboard, updates <-chan Update, id stri
 	for {
 		select {
 		case u, ok := <-updates:
-			if !ok {
-				return "", ErrClosed
-			}
-			if err := WriteUpdate(w, u, asJSON); err != nil {
+			if err := writeNext(w, u, ok, asJSON); err != nil {
 				return "", err
 			}
 			if u.CallID == id && u.Event == StateEnded.String() {
@@ -119,10 +116,7 @@ func AnswerAndFollow(ctx context.Context, sb *Switchboard, updates <-chan Update
 	for {
 		select {
 		case u, ok := <-updates:
-			if !ok {
-				return "", ErrClosed
-			}
-			if err := WriteUpdate(w, u, asJSON); err != nil {
+			if err := writeNext(w, u, ok, asJSON); err != nil {
 				return "", err
 			}
 			if u.Event != StateRinging.String() || u.Direction != Incoming || (from != "" && u.Peer != from) {
@@ -136,4 +130,13 @@ func AnswerAndFollow(ctx context.Context, sb *Switchboard, updates <-chan Update
 			return "", ctx.Err()
 		}
 	}
+}
+
+// writeNext writes an update received from the switchboard's channel, or
+// reports that the channel was closed.
+func writeNext(w io.Writer, u Update, ok, asJSON bool) error {
+	if !ok {
+		return ErrClosed
+	}
+	return WriteUpdate(w, u, asJSON)
 }
