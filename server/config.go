@@ -6,6 +6,8 @@ import (
 	"net"
 	"regexp"
 	"time"
+
+	"github.com/medicus-health/medicus/server/sfu"
 )
 
 // Config is the homeserver's configuration. The toml tags name the keys of
@@ -45,6 +47,34 @@ type Config struct {
 	SyncPingInterval Duration `toml:"sync_ping_interval"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// TURNListen is the host:port of the embedded TURN relay (UDP and TCP
+	// on the same port); empty disables it.
+	TURNListen string `toml:"turn_listen"`
+	// TURNRelayIP is the address relayed allocations use; empty means the
+	// host of TURNListen.
+	TURNRelayIP string `toml:"turn_relay_ip"`
+	// TURNPublicHost is the host named in the turn: URIs given to clients;
+	// empty means TURNRelayIP.
+	TURNPublicHost string `toml:"turn_public_host"`
+	// TURNSharedSecret keys the TURN REST credentials; empty means a random
+	// secret per start.
+	TURNSharedSecret string `toml:"turn_shared_secret"`
+	// TURNCredentialTTL is how long handed-out TURN credentials are valid.
+	TURNCredentialTTL Duration `toml:"turn_credential_ttl"`
+
+	// SFUMaxParticipants bounds the participants of one room call.
+	SFUMaxParticipants int `toml:"sfu_max_participants"`
+	// SFUKeyframeInterval is how often the SFU asks every publisher for a
+	// keyframe (besides when a participant joins).
+	SFUKeyframeInterval Duration `toml:"sfu_keyframe_interval"`
+	// SFUIP is the only local address the SFU offers ICE candidates on;
+	// empty means every interface.
+	SFUIP string `toml:"sfu_ip"`
+
+	// sfuTest adjusts the SFU's configuration in tests (virtual network,
+	// packet tap).
+	sfuTest func(*sfu.Config)
 }
 
 // Duration is a time.Duration written as a string ("10s") in config files.
@@ -79,6 +109,9 @@ func DefaultConfig() Config {
 		SyncWriteTimeout:        Duration{15 * time.Second},
 		SyncPingInterval:        Duration{30 * time.Second},
 		ShutdownTimeout:         Duration{10 * time.Second},
+		TURNCredentialTTL:       Duration{24 * time.Hour},
+		SFUMaxParticipants:      8,
+		SFUKeyframeInterval:     Duration{3 * time.Second},
 	}
 }
 
@@ -124,5 +157,6 @@ func (c Config) Validate() error {
 	if c.SyncRingEvents < 1 {
 		errs = append(errs, errors.New("sync_ring_events must be positive"))
 	}
+	errs = append(errs, c.validateMedia()...)
 	return errors.Join(errs...)
 }

@@ -24,8 +24,10 @@ import (
 
 	"github.com/medicus-health/medicus/proto"
 	"github.com/medicus-health/medicus/server/hub"
+	"github.com/medicus-health/medicus/server/sfu"
 	"github.com/medicus-health/medicus/server/store"
 	"github.com/medicus-health/medicus/server/store/sqlite"
+	"github.com/medicus-health/medicus/server/turn"
 )
 
 // Server is a running homeserver's state.
@@ -38,6 +40,10 @@ type Server struct {
 	media  *mediaStore
 	limits *loginLimiter
 	auth   *authCache
+	turn   *turn.Server // nil unless turn_listen is set
+	sfu    *sfu.SFU
+	// mediaClosed makes closeMedia run once.
+	mediaClosed sync.Once
 	// hashSlots bounds concurrent password verifications (see handleLogin).
 	hashSlots chan struct{}
 
@@ -90,6 +96,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.store = db
 	s.hub = hub.New(cfg.SyncRingEvents, last)
+	if err := s.startMedia(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -118,6 +128,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/media", s.authed(s.handleUploadMedia))
 	mux.Handle("GET /v1/media/{id}", s.authed(s.handleDownloadMedia))
 	mux.Handle("GET /v1/sync", s.authed(s.handleSync))
+	mux.Handle("GET /v1/voip/turn", s.authed(s.handleTURN))
+	mux.Handle("GET /v1/rooms/{room}/call", s.authed(s.handleCall))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, proto.ErrUnrecognized, "no such endpoint")
 	})
@@ -151,12 +163,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	mediaErr := s.closeMedia()
 	s.sessions.Wait()
 	closeErr := s.store.Close()
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	if err := errors.Join(serveErr, shutdownErr, closeErr); err != nil {
+	if err := errors.Join(serveErr, shutdownErr, mediaErr, closeErr); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("homeserver stopped cleanly")
@@ -166,8 +179,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the store of a Server that was never served.
 func (s *Server) Close() error {
 	s.beginShutdown()
+	mediaErr := s.closeMedia()
 	s.sessions.Wait()
-	return s.store.Close()
+	return errors.Join(mediaErr, s.store.Close())
 }
 
 func (s *Server) beginShutdown() {

@@ -235,7 +235,36 @@ sync_ping_interval = %[17]q
 
 # On SIGINT/SIGTERM, in-flight requests get this long to finish.
 shutdown_timeout = %[15]q
+
+# Embedded TURN relay for calls behind NAT: host:port of its UDP and TCP
+# listeners (e.g. "0.0.0.0:3478"); empty disables it. turn_relay_ip is the
+# address relayed allocations use (empty: the host of turn_listen, which must
+# then be a specific IP); turn_public_host is the host named in the turn:
+# URIs handed to clients (empty: turn_relay_ip).
+turn_listen = %[18]q
+turn_relay_ip = %[19]q
+turn_public_host = %[20]q
+
+# Secret keying the short-lived TURN credentials of GET /v1/voip/turn
+# (Matrix-style TURN REST: HMAC-SHA1 over "expiry:user"). Empty: a random
+# secret at every start, so credentials do not survive a restart.
+turn_shared_secret = %[21]q
+
+# How long handed-out TURN credentials are valid.
+turn_credential_ttl = %[22]q
+
+# Room calls through the embedded SFU: at most this many participants.
+sfu_max_participants = %[23]d
+
+# The SFU asks every video sender for a keyframe this often, besides when a
+# participant joins or asks.
+sfu_keyframe_interval = %[24]q
+
+# The only local IP the SFU offers ICE candidates on; empty: every interface.
+sfu_ip = %[25]q
 `, c.ServerName, c.Listen, c.TLSCertFile, c.TLSKeyFile, c.DatabaseFile, c.MediaDir, c.MaxMessageBytes, c.MaxMediaBytes,
 		c.LoginFailuresPerMinute, c.LoginFailureBurst, c.MaxKeyPackagesPerDevice, c.MaxKeyPackagesPerUpload, c.SyncRingEvents,
-		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String(), c.MaxQueuedDeviceMessages, c.SyncPingInterval.String())
+		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String(), c.MaxQueuedDeviceMessages, c.SyncPingInterval.String(),
+		c.TURNListen, c.TURNRelayIP, c.TURNPublicHost, c.TURNSharedSecret, c.TURNCredentialTTL.String(),
+		c.SFUMaxParticipants, c.SFUKeyframeInterval.String(), c.SFUIP)
 }

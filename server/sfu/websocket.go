@@ -1,0 +1,67 @@
+package sfu
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/medicus-health/medicus/proto"
+)
+
+// MaxSignalBytes bounds one signalling message (an SDP with candidates).
+const MaxSignalBytes = 256 << 10
+
+// WebSocketSignal is a Signal over a WebSocket carrying proto.SFUMessage
+// as JSON text frames.
+type WebSocketSignal struct {
+	conn      *websocket.Conn
+	closeOnce sync.Once
+}
+
+// NewWebSocketSignal wraps conn, limiting incoming messages to MaxSignalBytes.
+func NewWebSocketSignal(conn *websocket.Conn) *WebSocketSignal {
+	conn.SetReadLimit(MaxSignalBytes)
+	return &WebSocketSignal{conn: conn}
+}
+
+// Send writes m as one text frame.
+func (s *WebSocketSignal) Send(m proto.SFUMessage) error {
+	s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return s.conn.WriteJSON(m)
+}
+
+// Receive reads the next message, refusing frames that are not one JSON
+// SFUMessage.
+func (s *WebSocketSignal) Receive() (proto.SFUMessage, error) {
+	var m proto.SFUMessage
+	typ, b, err := s.conn.ReadMessage()
+	if err != nil {
+		return m, err
+	}
+	if typ != websocket.TextMessage {
+		return m, fmt.Errorf("%w: binary frame", ErrProtocol)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return m, nil
+}
+
+// Close sends a normal close frame and closes the connection.
+func (s *WebSocketSignal) Close() error {
+	return s.CloseWith(websocket.CloseNormalClosure, "call ended")
+}
+
+// CloseWith sends a close frame with code and reason and closes the
+// connection. Only the first Close or CloseWith has an effect.
+func (s *WebSocketSignal) CloseWith(code int, reason string) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		err = s.conn.Close()
+	})
+	return err
+}

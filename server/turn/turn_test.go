@@ -1,0 +1,125 @@
+package turn
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pionturn "github.com/pion/turn/v5"
+)
+
+func startRelay(t *testing.T, now func() time.Time) *Server {
+	t.Helper()
+	s, err := Start(Config{Listen: "127.0.0.1:0", Realm: "hs.example", SharedSecret: "s3cret", TTL: time.Hour, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// allocate asks the relay for a UDP allocation with the given credentials
+// and, when it succeeds, relays a datagram through it to a local peer.
+func allocate(t *testing.T, s *Server, username, password string) error {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{
+		TURNServerAddr: s.UDPAddr().String(), STUNServerAddr: s.UDPAddr().String(),
+		Username: username, Password: password, Realm: "hs.example", Conn: conn, RTO: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	relayed, err := c.AllocateWithContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer relayed.Close()
+	if !strings.HasPrefix(relayed.LocalAddr().String(), "127.0.0.1:") {
+		t.Fatalf("relayed address %s", relayed.LocalAddr())
+	}
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if _, err := relayed.WriteTo([]byte("through the relay"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, from, err := peer.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "through the relay" {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+	if from.String() != relayed.LocalAddr().String() {
+		t.Fatalf("datagram came from %s, not the relayed address %s", from, relayed.LocalAddr())
+	}
+	return nil
+}
+
+func TestRelayAcceptsFreshRESTCredentials(t *testing.T) {
+	s := startRelay(t, nil)
+	cred := s.Credentials("@alice:hs.example")
+	if !strings.HasSuffix(cred.Username, ":@alice:hs.example") || cred.TTL != time.Hour {
+		t.Fatalf("credentials %+v", cred)
+	}
+	port := s.UDPAddr().Port
+	if s.TCPAddr().Port != port || len(cred.URIs) != 2 || cred.URIs[0] != "turn:127.0.0.1:"+strconv.Itoa(port)+"?transport=udp" {
+		t.Fatalf("URIs %v", cred.URIs)
+	}
+	if err := allocate(t, s, cred.Username, cred.Password); err != nil {
+		t.Fatalf("allocation with fresh credentials: %v", err)
+	}
+}
+
+func TestRelayRefusesExpiredWrongAndMalformedCredentials(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	var offset atomic.Int64 // the relay reads the clock from its own goroutines
+	s := startRelay(t, func() time.Time { return start.Add(time.Duration(offset.Load())) })
+	now := start
+	secret := []byte("s3cret")
+	expiredUser, expiredPass := RESTCredentials(secret, "@alice:hs.example", now.Add(-time.Second))
+	freshUser, _ := RESTCredentials(secret, "@alice:hs.example", now.Add(time.Minute))
+	_, otherSecretPass := RESTCredentials([]byte("other"), "@alice:hs.example", now.Add(time.Minute))
+	for name, c := range map[string][2]string{
+		"expired":      {expiredUser, expiredPass},
+		"wrong secret": {freshUser, otherSecretPass},
+		"no expiry":    {"@alice:hs.example", expiredPass},
+	} {
+		if err := allocate(t, s, c[0], c[1]); err == nil {
+			t.Errorf("%s credentials were accepted", name)
+		}
+	}
+	// The clock moves past a handed-out credential's expiry: refused.
+	cred := s.Credentials("@bob:hs.example")
+	if err := allocate(t, s, cred.Username, cred.Password); err != nil {
+		t.Fatalf("fresh: %v", err)
+	}
+	offset.Store(int64(time.Hour + time.Second))
+	if err := allocate(t, s, cred.Username, cred.Password); err == nil {
+		t.Fatal("credentials were accepted after their TTL")
+	}
+}
+
+func TestRESTPasswordIsHMACSHA1OfUsername(t *testing.T) {
+	// Computed independently: printf '1700000000:@a:x' | openssl dgst -sha1 -hmac k -binary | base64
+	u, p := RESTCredentials([]byte("k"), "@a:x", time.Unix(1700000000, 0))
+	if u != "1700000000:@a:x" || p != "VzdIinAfmpzc17ycCs+IB1pYU9Y=" {
+		t.Fatalf("got %q %q", u, p)
+	}
+}

@@ -1,0 +1,291 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+
+	clientsfu "github.com/medicus-health/medicus/client/sfu"
+	"github.com/medicus-health/medicus/crypto/mls"
+	"github.com/medicus-health/medicus/crypto/sframe"
+	"github.com/medicus-health/medicus/proto"
+	"github.com/medicus-health/medicus/server/internal/pionlog"
+	"github.com/medicus-health/medicus/server/sfu"
+)
+
+func TestTURNEndpointHandsOutRESTCredentials(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.TURNListen = "127.0.0.1:0"; c.TURNSharedSecret = "secret" })
+	doc := e.login("doc")
+	var tr proto.TURNServerResponse
+	before := time.Now().Unix()
+	e.must("GET", "/v1/voip/turn", doc.AccessToken, nil, &tr)
+	after := time.Now().Unix()
+	ts, user, _ := strings.Cut(tr.Username, ":")
+	expiry, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || expiry < before+86400 || expiry > after+86400 || user != doc.UserID || tr.TTL != 86400 {
+		t.Fatalf("credentials %+v", tr)
+	}
+	if len(tr.URIs) != 2 || !strings.HasPrefix(tr.URIs[0], "turn:127.0.0.1:") || !strings.HasSuffix(tr.URIs[1], "?transport=tcp") {
+		t.Fatalf("URIs %v", tr.URIs)
+	}
+	if status, code := e.call("GET", "/v1/voip/turn", "", nil, nil); status != http.StatusUnauthorized || code != proto.ErrMissingToken {
+		t.Fatalf("without a token: %d %s", status, code)
+	}
+	off := newEnv(t, nil)
+	if status, code := off.call("GET", "/v1/voip/turn", off.login("doc").AccessToken, nil, nil); status != http.StatusNotFound || code != proto.ErrNotFound {
+		t.Fatalf("without a relay: %d %s", status, code)
+	}
+}
+
+// callKeys returns one SFrame key manager per member of a fresh MLS group
+// of n members, all in epoch 1.
+func callKeys(t *testing.T, n int) []*sframe.MLSContext {
+	t.Helper()
+	suite := mls.CipherSuite(0x0001)
+	cred := func(i int) mls.Credential {
+		return mls.Credential{CredentialType: mls.CredentialBasic, Identity: []byte{byte('a' + i)}}
+	}
+	sig, _, _ := mls.GenerateSignatureKey(suite)
+	creator, err := mls.CreateGroup(nil, []byte("call"), suite, cred(0), sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []*mls.Proposal
+	var kps [][]byte
+	var privs []*mls.KeyPackagePrivate
+	for i := 1; i < n; i++ {
+		s, _, _ := mls.GenerateSignatureKey(suite)
+		kp, priv, err := mls.NewKeyPackage(suite, cred(i), s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := mls.AddProposal(kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds, kps, privs = append(adds, p), append(kps, kp), append(privs, priv)
+	}
+	out, err := creator.Commit(&mls.CommitOptions{Proposals: adds, InlineTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creator.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	groups := []*mls.Group{creator}
+	for i := range kps {
+		g, err := mls.JoinFromWelcome(nil, out.Welcome, kps[i], privs[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	var keys []*sframe.MLSContext
+	for _, g := range groups {
+		k, err := sframe.NewMLSContext(sframe.AES128CTRHMACSHA256_80, sframe.MLSConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.AddEpoch(g); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// callRoom creates a room with doc, nurse and pat joined and returns it
+// with their logins.
+func callRoom(e *testEnv) (string, []proto.LoginResponse) {
+	doc, nurse, pat := e.login("doc"), e.login("nurse"), e.login("pat")
+	room := e.createRoom(doc.AccessToken)
+	e.addMember(room, doc.AccessToken, nurse.UserID, nurse.AccessToken)
+	e.addMember(room, doc.AccessToken, pat.UserID, pat.AccessToken)
+	return room, []proto.LoginResponse{doc, nurse, pat}
+}
+
+func (e *testEnv) roots() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ts.Certificate())
+	return p
+}
+
+func (e *testEnv) joinCall(ctx context.Context, room string, l proto.LoginResponse, keys *sframe.MLSContext, network func(*webrtc.SettingEngine)) *clientsfu.Participant {
+	e.t.Helper()
+	p, err := clientsfu.Join(ctx, clientsfu.Options{Homeserver: e.ts.URL, Roots: e.roots(), Token: l.AccessToken, Room: room, Keys: keys, Network: network})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// TestSFUForwardsOnlyCiphertextBetweenThreeParticipants: each of three
+// participants receives and decrypts the other two's video; every RTP
+// payload the SFU forwarded was SFrame ciphertext.
+func TestSFUForwardsOnlyCiphertextBetweenThreeParticipants(t *testing.T) {
+	var mu sync.Mutex
+	var tapped, plaintext int
+	e := newEnv(t, func(c *Config) {
+		c.sfuTest = func(sc *sfu.Config) {
+			sc.Tap = func(_, _ string, payload []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				tapped++
+				if bytes.Contains(payload, []byte(clientsfu.FramePrefix)) {
+					plaintext++
+				}
+			}
+		}
+	})
+	room, logins := callRoom(e)
+	keys := callKeys(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var parts []*clientsfu.Participant
+	for i, l := range logins {
+		parts = append(parts, e.joinCall(ctx, room, l, keys[i], nil))
+	}
+	for _, p := range parts {
+		go p.SendVideo(ctx, 1<<30, 20*time.Millisecond)
+	}
+	for i, p := range parts {
+		err := p.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool {
+			n := 0
+			for j, l := range logins {
+				if j != i && s[l.DeviceID].Frames >= 30 {
+					n++
+				}
+			}
+			return n == 2
+		})
+		if err != nil {
+			t.Fatalf("participant %d: %v", i, err)
+		}
+		for dev, s := range p.Stats() {
+			if s.DecryptFailures != 0 || s.Keyframes == 0 {
+				t.Errorf("participant %d from %s: %+v", i, dev, s)
+			}
+		}
+		if got := p.Participants(); len(got) != 3 {
+			t.Errorf("participant %d sees %v", i, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Each of the three published at least 30 frames (the tap sees every
+	// packet once, before it is copied to the two subscribers).
+	if tapped < 90 || plaintext != 0 {
+		t.Fatalf("SFU forwarded %d payloads, %d with plaintext", tapped, plaintext)
+	}
+}
+
+func TestSFUCallIsForJoinedMembersOnly(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SFUMaxParticipants = 2 })
+	room, logins := callRoom(e)
+	bot := e.login("bot")
+	keys := callKeys(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := clientsfu.Join(ctx, clientsfu.Options{Homeserver: e.ts.URL, Roots: e.roots(), Token: bot.AccessToken, Room: room, Keys: keys[0]})
+	if err == nil || !strings.Contains(err.Error(), proto.ErrForbidden) {
+		t.Fatalf("non-member joined the call: %v", err)
+	}
+	a := e.joinCall(ctx, room, logins[0], keys[0], nil)
+	e.joinCall(ctx, room, logins[1], keys[1], nil)
+	if err := a.WaitParticipants(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = clientsfu.Join(ctx, clientsfu.Options{Homeserver: e.ts.URL, Roots: e.roots(), Token: logins[2].AccessToken, Room: room, Keys: keys[2]})
+	if err == nil || !strings.Contains(err.Error(), proto.ErrLimitExceeded) {
+		t.Fatalf("third participant of a 2-participant call: %v", err)
+	}
+}
+
+// TestSFUMediaContinuesUnderLossWithNACKs runs the media of two
+// participants and the SFU over pion's virtual network with 5% packet loss
+// in each direction: receivers send NACKs, the losses are repaired by
+// retransmission and frames keep arriving.
+func TestSFUMediaContinuesUnderLossWithNACKs(t *testing.T) {
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: pionlog.Factory(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped, passed atomic.Int64
+	var lossOn atomic.Bool
+	wan.AddChunkFilter(func(c vnet.Chunk) bool {
+		if c.Network() == "udp" && lossOn.Load() && rand.Float64() < 0.05 {
+			dropped.Add(1)
+			return false
+		}
+		passed.Add(1)
+		return true
+	})
+	nets := map[string]*vnet.Net{}
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wan.AddNet(n); err != nil {
+			t.Fatal(err)
+		}
+		nets[ip] = n
+	}
+	if err := wan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer wan.Stop()
+	on := func(ip string) func(*webrtc.SettingEngine) {
+		return func(se *webrtc.SettingEngine) {
+			se.SetNet(nets[ip])
+			se.SetIncludeLoopbackCandidate(false)
+			se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		}
+	}
+	e := newEnv(t, func(c *Config) { c.sfuTest = func(sc *sfu.Config) { sc.Network = on("10.0.0.1") } })
+	room, logins := callRoom(e)
+	keys := callKeys(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sender := e.joinCall(ctx, room, logins[0], keys[0], on("10.0.0.2"))
+	receiver := e.joinCall(ctx, room, logins[1], keys[1], on("10.0.0.3"))
+	go sender.SendVideo(ctx, 1<<30, 10*time.Millisecond)
+	from := logins[0].DeviceID
+	if err := receiver.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[from].Frames >= 20 }); err != nil {
+		t.Fatalf("before loss: %v", err)
+	}
+	lossOn.Store(true)
+	start := receiver.Stats()[from]
+	if err := receiver.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[from].Frames >= start.Frames+500 }); err != nil {
+		t.Fatalf("under loss: %v", err)
+	}
+	nacks, lost := receiver.NACKsSent()
+	got := receiver.Stats()[from]
+	t.Logf("5%% loss: %d of %d chunks dropped; receiver sent %d NACKs for %d packets; %d frames, last #%d, %d failures",
+		dropped.Load(), dropped.Load()+passed.Load(), nacks, lost, got.Frames, got.LastFrame, got.DecryptFailures)
+	if dropped.Load() == 0 || nacks == 0 || lost == 0 {
+		t.Fatalf("no loss or no NACKs: dropped %d, NACKs %d", dropped.Load(), nacks)
+	}
+	if got.DecryptFailures != 0 {
+		t.Fatalf("decryption failures under loss: %+v", got)
+	}
+	// Retransmissions repair most of the 2×5% loss on the two hops: far
+	// more frames arrive than the ~90% loss alone would let through.
+	sent := got.LastFrame - start.LastFrame
+	if arrived := uint64(got.Frames - start.Frames); arrived*100 < sent*95 {
+		t.Fatalf("only %d of %d frames arrived under loss", arrived, sent)
+	}
+}
