@@ -73,8 +73,8 @@ type Config struct {
 	SFUIP string `toml:"sfu_ip"`
 
 	// sfuTest adjusts the SFU's configuration in tests (virtual network,
-	// packet tap).
-	sfuTest func(*sfu.Config)
+	// packet tap). A pointer keeps Config comparable.
+	sfuTest *func(*sfu.Config)
 }
 
 // Duration is a time.Duration written as a string ("10s") in config files.

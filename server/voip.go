@@ -51,7 +51,7 @@ func (s *Server) startMedia() error {
 		IP: s.cfg.SFUIP, Logger: s.log.With("component", "sfu"),
 	}
 	if s.cfg.sfuTest != nil {
-		s.cfg.sfuTest(&sc)
+		(*s.cfg.sfuTest)(&sc)
 	}
 	var err error
 	if s.sfu, err = sfu.New(sc); err != nil {

@@ -49,6 +49,8 @@ func TestTURNEndpointHandsOutRESTCredentials(t *testing.T) {
 	}
 }
 
+func withSFU(f func(*sfu.Config)) *func(*sfu.Config) { return &f }
+
 // callKeys returns one SFrame key manager per member of a fresh MLS group
 // of n members, all in epoch 1.
 func callKeys(t *testing.T, n int) []*sframe.MLSContext {
@@ -139,7 +141,7 @@ func TestSFUForwardsOnlyCiphertextBetweenThreeParticipants(t *testing.T) {
 	var mu sync.Mutex
 	var tapped, plaintext int
 	e := newEnv(t, func(c *Config) {
-		c.sfuTest = func(sc *sfu.Config) {
+		c.sfuTest = withSFU(func(sc *sfu.Config) {
 			sc.Tap = func(_, _ string, payload []byte) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -148,7 +150,7 @@ func TestSFUForwardsOnlyCiphertextBetweenThreeParticipants(t *testing.T) {
 					plaintext++
 				}
 			}
-		}
+		})
 	})
 	room, logins := callRoom(e)
 	keys := callKeys(t, 3)
@@ -255,7 +257,7 @@ func TestSFUMediaContinuesUnderLossWithNACKs(t *testing.T) {
 			se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 		}
 	}
-	e := newEnv(t, func(c *Config) { c.sfuTest = func(sc *sfu.Config) { sc.Network = on("10.0.0.1") } })
+	e := newEnv(t, func(c *Config) { c.sfuTest = withSFU(func(sc *sfu.Config) { sc.Network = on("10.0.0.1") }) })
 	room, logins := callRoom(e)
 	keys := callKeys(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
