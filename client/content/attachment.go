@@ -170,7 +170,7 @@ func (b *Attachment) validate(*Message) error {
 				return err
 			}
 		}
-		if d.StudyDate != "" && !validDICOMDate(d.StudyDate) {
+		if d.StudyDate != "" && !ValidDICOMDate(d.StudyDate) {
 			return invalid("dicom.study_date", "must be YYYYMMDD")
 		}
 	}
@@ -253,7 +253,9 @@ func restrictedName(s string) bool {
 	return true
 }
 
-func validDICOMDate(s string) bool {
+// ValidDICOMDate reports whether s is a DICOM DA value "YYYYMMDD" (PS3.5
+// §6.2) with a plausible month and day, as DICOMSummary.StudyDate must be.
+func ValidDICOMDate(s string) bool {
 	if len(s) != 8 {
 		return false
 	}
