@@ -34,6 +34,7 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 
 	var url, caPath, dir string
 	users := map[string][2]string{} // role → user, password
+	var seen []string                // what the scripted clients saw
 	lines := bufio.NewScanner(stdout)
 	urlRE := regexp.MustCompile(`is running at (https://\S+)`)
 	userRE := regexp.MustCompile(`^(@\S+)\s+(doctor|nurse|patient|bot|admin)\s+(\S+)$`)
@@ -51,11 +52,27 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 		if m := userRE.FindStringSubmatch(line); m != nil {
 			users[m[2]] = [2]string{m[1], m[3]}
 		}
+		if strings.Contains(line, "sees") || strings.Contains(line, "none contains") {
+			seen = append(seen, line)
+		}
 		if strings.Contains(line, "Press Ctrl-C to stop") {
 			break
 		}
 	}
 	go io.Copy(io.Discard, stdout)
+	// The scripted second opinion: the colleague and the patient decrypt
+	// the note, the lab result and the image; the server holds no plaintext.
+	all := strings.Join(seen, "\n")
+	for _, want := range []string{
+		"consulted colleague    sees  #8", "Would you escalate antibiotics?",
+		"patient                sees  #9 @dr.weber:uk-freiburg.example: 🧪 FHIR Observation Lactate = 4.2 mmol/L",
+		"abdomen-ct.png (image/png", "requesting doctor      sees  #11 @dr.yilmaz:uk-freiburg.example: ↪ Yes: meropenem",
+		"none contains the texts above",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the demo's scenario output lacks %q:\n%s", want, all)
+		}
+	}
 	for _, role := range []string{"doctor", "nurse", "patient", "bot", "admin"} {
 		if _, ok := users[role]; !ok {
 			t.Fatalf("demo printed no %s account", role)
