@@ -216,16 +216,42 @@ func (p *PublicGroup) verify(data []byte) (*wire.AuthenticatedContent, error) {
 	return ac, nil
 }
 
-// StoreProposal verifies a PublicMessage proposal of the current epoch
-// (signature, and the proposal's validity, RFC 9420 §12.1) and stores it so
-// that commits may reference it. It returns what the proposal does.
-func (p *PublicGroup) StoreProposal(data []byte) (*ProposalInfo, error) {
+// VerifyProposal verifies a PublicMessage proposal of the current epoch
+// (signature, and the proposal's validity, RFC 9420 §12.1) without storing
+// it, and returns what it does.
+func (p *PublicGroup) VerifyProposal(data []byte) (*ProposalInfo, error) {
+	ac, err := p.verifyProposal(data)
+	if err != nil {
+		return nil, err
+	}
+	info := p.describe(&pendingProposal{proposal: ac.Content.Proposal, sender: ac.Content.Sender}, true)
+	return &info, nil
+}
+
+func (p *PublicGroup) verifyProposal(data []byte) (*wire.AuthenticatedContent, error) {
 	ac, err := p.verify(data)
 	if err != nil {
 		return nil, err
 	}
 	if ac.Content.ContentType != wire.ContentTypeProposal {
 		return nil, fmt.Errorf("%w: content type %d is not a proposal", ErrInvalidMessage, ac.Content.ContentType)
+	}
+	pol, err := p.g.policy()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.g.checkProposal(ac.Content.Proposal, ac.Content.Sender, pol); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// StoreProposal verifies a PublicMessage proposal as VerifyProposal does
+// and stores it so that commits of this epoch may reference it.
+func (p *PublicGroup) StoreProposal(data []byte) (*ProposalInfo, error) {
+	ac, err := p.verifyProposal(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := p.g.storeProposal(ac); err != nil {
 		return nil, err

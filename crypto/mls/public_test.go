@@ -18,7 +18,7 @@ type observed struct {
 	pg *PublicGroup
 }
 
-func newObserved(t *testing.T, s CipherSuite, seed uint64) *observed {
+func newObserved(t testing.TB, s CipherSuite, seed uint64) *observed {
 	w := newWorld(t, s, seed)
 	gi, err := w.members[0].g.GroupInfo(true, false)
 	if err != nil {
