@@ -11,6 +11,9 @@ import (
 // What parties outside a group need: reading a GroupInfo, proposing to join
 // (new_member_proposal), and the external_senders extension's entries.
 
+// ExtensionType identifies an extension (RFC 9420 §17.3).
+type ExtensionType = wire.ExtensionType
+
 // GroupInfoDetails is what a verified GroupInfo says about its group.
 type GroupInfoDetails struct {
 	GroupID     []byte
@@ -135,4 +138,29 @@ func (g *Group) PendingRatchetTree() ([]byte, error) {
 		return nil, ErrNoPendingCommit
 	}
 	return g.staged.tree.Encode()
+}
+
+// NewExternalPSKProposal proposes injecting the external PSK id (RFC 9420
+// §12.1.4) in a group of suite, for senders without a Group (external
+// senders, NewExternalProposal); members use Group.ExternalPSKProposal.
+func NewExternalPSKProposal(suite CipherSuite, id []byte) (*Proposal, error) {
+	s, err := lookup(suite)
+	if err != nil {
+		return nil, err
+	}
+	return &Proposal{wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
+		PSKType: wire.PSKTypeExternal, ID: bytes.Clone(id), Nonce: randomBytes(s.Nh())}}}}, nil
+}
+
+// NewResumptionPSKProposal proposes injecting the resumption PSK of epoch
+// of group groupID (usage application, RFC 9420 §12.1.4) in a group of
+// suite, for senders without a Group; members use
+// Group.ResumptionPSKProposal.
+func NewResumptionPSKProposal(suite CipherSuite, groupID []byte, epoch uint64) (*Proposal, error) {
+	s, err := lookup(suite)
+	if err != nil {
+		return nil, err
+	}
+	return &Proposal{wire.Proposal{ProposalType: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
+		PSKType: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageApplication, GroupID: bytes.Clone(groupID), PSKEpoch: epoch, Nonce: randomBytes(s.Nh())}}}}, nil
 }
