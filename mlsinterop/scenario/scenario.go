@@ -146,16 +146,15 @@ func Connect(ctx context.Context, rpc pb.MLSClientClient) (*Client, error) {
 
 // run is the state of one script run.
 type run struct {
-	ctx      context.Context
-	suite    uint32
-	encrypt  bool
-	clients  map[string]*Client
-	state    map[string]uint32
-	tx       map[string]uint32
-	signer   map[string]uint32
-	cache    []map[string][]byte
-	groupID  []byte
-	epochAut []byte
+	ctx     context.Context
+	suite   uint32
+	encrypt bool
+	clients map[string]*Client
+	state   map[string]uint32
+	tx      map[string]uint32
+	signer  map[string]uint32
+	cache   []map[string][]byte
+	groupID []byte
 }
 
 // Run runs script with actors assigned to clients, in suite, with
