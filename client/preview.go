@@ -16,6 +16,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/medicus-health/medicus/client/content"
+	"github.com/medicus-health/medicus/client/dicom"
 )
 
 // Thumbnail limits: images larger than maxImagePixels are not decoded (a
@@ -26,8 +27,20 @@ const (
 	thumbnailEdge  = 320
 )
 
-// describeFile adds an image's dimensions and encrypted thumbnail to a.
+// describeFile adds a DICOM file's summary, or an image's dimensions and
+// encrypted thumbnail, to a.
 func (s *Session) describeFile(ctx context.Context, roomID string, f *os.File, a *content.Attachment, opts *FileOptions) error {
+	if a.MediaType == "application/dicom" {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		sum, err := dicom.Read(f, dicom.Options{IncludePatient: opts.IncludePatient})
+		if err != nil {
+			return fmt.Errorf("read DICOM header: %w", err)
+		}
+		a.DICOM = sum.Content()
+		return nil
+	}
 	if !strings.HasPrefix(a.MediaType, "image/") {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/medicus-health/medicus/client"
 	"github.com/medicus-health/medicus/client/content"
+	"github.com/medicus-health/medicus/client/dicom"
 	"github.com/medicus-health/medicus/crypto/attach"
 )
 
@@ -194,4 +196,90 @@ func TestLargeAttachmentBoundedMemory(t *testing.T) {
 		t.Logf("homeserver peak RSS %d MiB", rss>>20)
 	}
 	_ = content.MaxAttachmentSize
+}
+
+// dicomFile returns a small DICOM Part 10 file (explicit VR little endian)
+// with a patient name, written by hand as a modality would.
+func dicomFile() []byte {
+	var meta, data bytes.Buffer
+	el := func(w *bytes.Buffer, group, elem uint16, vr, val string) {
+		if len(val)%2 == 1 {
+			val += " "
+		}
+		binary.Write(w, binary.LittleEndian, group)
+		binary.Write(w, binary.LittleEndian, elem)
+		w.WriteString(vr)
+		binary.Write(w, binary.LittleEndian, uint16(len(val)))
+		w.WriteString(val)
+	}
+	el(&meta, 0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1\x00")
+	el(&data, 0x0008, 0x0020, "DA", "20261128")
+	el(&data, 0x0008, 0x0060, "CS", "CT")
+	el(&data, 0x0008, 0x1030, "LO", "Abdomen PLAINTEXT-STUDY")
+	el(&data, 0x0010, 0x0010, "PN", "Mustermann^Erika")
+	el(&data, 0x0010, 0x0020, "LO", "PID-0815")
+	el(&data, 0x0018, 0x0015, "CS", "ABDOMEN")
+	var f bytes.Buffer
+	f.Write(make([]byte, 128))
+	f.WriteString("DICM")
+	var group bytes.Buffer
+	binary.Write(&group, binary.LittleEndian, uint16(0x0002))
+	binary.Write(&group, binary.LittleEndian, uint16(0x0000))
+	group.WriteString("UL")
+	binary.Write(&group, binary.LittleEndian, uint16(4))
+	binary.Write(&group, binary.LittleEndian, uint32(meta.Len()))
+	f.Write(group.Bytes())
+	f.Write(meta.Bytes())
+	f.Write(data.Bytes())
+	// Pixel data (7FE0,0010), OB: a long VR with a 32-bit length.
+	binary.Write(&f, binary.LittleEndian, uint16(0x7FE0))
+	binary.Write(&f, binary.LittleEndian, uint16(0x0010))
+	f.WriteString("OB\x00\x00")
+	binary.Write(&f, binary.LittleEndian, uint32(4096))
+	f.Write(make([]byte, 4096))
+	return f.Bytes()
+}
+
+func TestDICOMAttachmentShowsStudyButNotPatient(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
+	hs.start()
+	a, b := newDevice(t, hs, alice), newDevice(t, hs, bob)
+	ctx := ctxT(t)
+	room, _ := a.CreateRoom(ctx, "Imaging")
+	if err := a.Invite(ctx, room, bob); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	if _, err := dicom.Read(bytes.NewReader(dicomFile()), dicom.Options{}); err != nil {
+		t.Fatalf("the test's DICOM file does not parse: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "ct.dcm")
+	os.WriteFile(path, dicomFile(), 0o600)
+	plain, err := a.SendFile(ctx, room, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPatient, err := a.SendFile(ctx, room, path, &client.FileOptions{IncludePatient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	att, err := b.Attachment(ctx, room, plain.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.MediaType != "application/dicom" || att.DICOM == nil || att.DICOM.Modality != "CT" || att.DICOM.StudyDate != "20261128" ||
+		att.DICOM.BodyPart != "ABDOMEN" || !strings.Contains(att.DICOM.StudyDescription, "Abdomen") {
+		t.Fatalf("DICOM summary: %+v %+v", att, att.DICOM)
+	}
+	if att.DICOM.PatientName != "" || att.DICOM.PatientID != "" {
+		t.Errorf("patient identity shared without opt-in: %+v", att.DICOM)
+	}
+	att2, _ := b.Attachment(ctx, room, withPatient.Seq)
+	if att2 == nil || att2.DICOM == nil || !strings.Contains(att2.DICOM.PatientName, "Mustermann") {
+		t.Errorf("opt-in patient name missing: %+v", att2)
+	}
+	hs.assertNoPlaintext([]byte("Mustermann"))
+	hs.assertNoPlaintext([]byte("PLAINTEXT-STUDY"))
 }
