@@ -34,7 +34,7 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 
 	var url, caPath, dir string
 	users := map[string][2]string{} // role → user, password
-	var seen []string                // what the scripted clients saw
+	var seen []string               // what the scripted clients saw
 	lines := bufio.NewScanner(stdout)
 	urlRE := regexp.MustCompile(`is running at (https://\S+)`)
 	userRE := regexp.MustCompile(`^(@\S+)\s+(doctor|nurse|patient|bot|admin)\s+(\S+)$`)
