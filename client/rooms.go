@@ -32,16 +32,20 @@ type room struct {
 	// OwnSent holds the sequence numbers of this device's messages not yet
 	// passed in the log: only those may appear as sent by this device.
 	OwnSent []int64
-	group   *mls.Group
-	dirty   bool
+	// KeysUpdated is when this device last refreshed its keys in the
+	// group (joined, or committed with an UpdatePath).
+	KeysUpdated time.Time
+	group       *mls.Group
+	dirty       bool
 }
 
 type roomRecord struct {
-	Name    string  `json:"name"`
-	Applied int64   `json:"applied"`
-	Left    bool    `json:"left"`
-	OwnSent []int64 `json:"own_sent,omitempty"`
-	Group   []byte  `json:"group,omitempty"`
+	Name        string    `json:"name"`
+	Applied     int64     `json:"applied"`
+	Left        bool      `json:"left"`
+	OwnSent     []int64   `json:"own_sent,omitempty"`
+	KeysUpdated time.Time `json:"keys_updated"`
+	Group       []byte    `json:"group,omitempty"`
 }
 
 func (s *Session) loadRooms(ctx context.Context) error {
@@ -65,7 +69,7 @@ func (s *Session) loadRooms(ctx context.Context) error {
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("decode room %s: %w", id, err)
 		}
-		r := &room{ID: id, Name: rec.Name, Applied: rec.Applied, Left: rec.Left, OwnSent: rec.OwnSent}
+		r := &room{ID: id, Name: rec.Name, Applied: rec.Applied, Left: rec.Left, OwnSent: rec.OwnSent, KeysUpdated: rec.KeysUpdated}
 		if rec.Group != nil {
 			if r.group, err = mls.UnmarshalGroup(s.mlsc, rec.Group); err != nil {
 				return fmt.Errorf("load group of %s: %w", id, err)
@@ -93,7 +97,7 @@ func (s *Session) flush(ctx context.Context) error {
 			if !r.dirty {
 				continue
 			}
-			rec := roomRecord{Name: r.Name, Applied: r.Applied, Left: r.Left, OwnSent: r.OwnSent}
+			rec := roomRecord{Name: r.Name, Applied: r.Applied, Left: r.Left, OwnSent: r.OwnSent, KeysUpdated: r.KeysUpdated}
 			if r.group != nil && !r.Left {
 				g, err := r.group.Marshal()
 				if err != nil {
@@ -218,7 +222,7 @@ func (s *Session) CreateRoom(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create group for %s: %w", id, err)
 	}
-	r := &room{ID: id, Name: name, group: g, dirty: true}
+	r := &room{ID: id, Name: name, group: g, dirty: true, KeysUpdated: s.now()}
 	s.rooms[id] = r
 	// The creation's own m.member events come first in the log.
 	if err := s.catchUp(ctx, r); err != nil {
@@ -383,6 +387,33 @@ func (s *Session) SelfUpdate(ctx context.Context, roomID string) error {
 	return err
 }
 
+// UpdateStaleKeys refreshes this device's keys, by a self-update commit, in
+// every room where they are older than Config.KeyUpdateInterval, and
+// returns those rooms. Follow calls it while it runs.
+func (s *Session) UpdateStaleKeys(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	interval := s.cfg.KeyUpdateInterval
+	if interval <= 0 {
+		interval = DefaultKeyUpdateInterval
+	}
+	var updated []string
+	for _, r := range s.rooms {
+		if r.Left || r.group == nil || s.now().Sub(r.KeysUpdated) < interval {
+			continue
+		}
+		_, _, err := s.commit(ctx, r, func(*mls.Group) (*mls.CommitOptions, error) {
+			return &mls.CommitOptions{ForcePath: true}, nil
+		})
+		if err != nil {
+			return updated, fmt.Errorf("update keys in %s: %w", r.ID, err)
+		}
+		updated = append(updated, r.ID)
+	}
+	slices.Sort(updated)
+	return updated, nil
+}
+
 // commit builds a commit with build, submits it to the hub and merges it.
 // If another commit won the epoch, it processes the room's log up to the
 // winner and rebuilds. It returns the commit output and its sequence number.
@@ -419,6 +450,7 @@ func (s *Session) commit(ctx context.Context, r *room, build func(*mls.Group) (*
 			return nil, 0, fmt.Errorf("merge own commit in %s: %w", r.ID, err)
 		}
 		r.Applied, r.dirty = resp.Seq, true
+		r.KeysUpdated = s.now() // every commit of this client carries an UpdatePath (RFC 9420 §12.4)
 		s.record(Message{Room: r.ID, Seq: resp.Seq, Sender: s.prof.UserID, SenderDevice: s.prof.DeviceID, Time: s.now(), Type: TypeGroup,
 			Notice: fmt.Sprintf("group changed to epoch %d", r.group.Epoch())})
 		if err := s.flush(ctx); err != nil {

@@ -58,7 +58,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// KeyUpdateInterval is how old this device's keys in a room may grow
+	// before Follow refreshes them with a self-update commit
+	// (post-compromise security); zero means DefaultKeyUpdateInterval.
+	KeyUpdateInterval time.Duration
 }
+
+// DefaultKeyUpdateInterval is the default of Config.KeyUpdateInterval.
+const DefaultKeyUpdateInterval = 24 * time.Hour
 
 // profile is the session's persistent identity, stored encrypted.
 type profile struct {

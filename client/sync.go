@@ -222,7 +222,7 @@ func (s *Session) handleDeviceMessage(ctx context.Context, dm *proto.DeviceMessa
 	if err != nil {
 		s.log.Warn("room name unreadable", "room", w.Room, "err", err)
 	}
-	r := &room{ID: w.Room, Name: name, Applied: w.CommitSeq, group: g, dirty: true}
+	r := &room{ID: w.Room, Name: name, Applied: w.CommitSeq, group: g, dirty: true, KeysUpdated: s.now()}
 	s.rooms[w.Room] = r
 	s.record(Message{Room: w.Room, Seq: w.CommitSeq, Sender: dm.Sender, SenderDevice: dm.SenderDevice, Time: dm.Time, Type: TypeJoined,
 		Notice: fmt.Sprintf("joined the group at epoch %d, added by %s", g.Epoch(), dm.Sender)})
@@ -287,6 +287,9 @@ func (s *Session) Follow(ctx context.Context, fn func([]Message)) error {
 	}
 }
 
+// keyCheckInterval is how often Follow looks for stale keys between frames.
+const keyCheckInterval = 10 * time.Minute
+
 func (s *Session) follow(ctx context.Context, once bool, fn func([]Message)) error {
 	s.mu.Lock()
 	since := s.prof.Stream
@@ -298,6 +301,7 @@ func (s *Session) follow(ctx context.Context, once bool, fn func([]Message)) err
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	var nextKeyCheck time.Time
 	for {
 		f, err := conn.Next()
 		if err != nil {
@@ -343,6 +347,12 @@ func (s *Session) follow(ctx context.Context, once bool, fn func([]Message)) err
 		}
 		if once && f.Type == proto.FrameCaughtUp {
 			return nil
+		}
+		if f.Type == proto.FrameCaughtUp || s.now().After(nextKeyCheck) {
+			nextKeyCheck = s.now().Add(keyCheckInterval)
+			if _, err := s.UpdateStaleKeys(ctx); err != nil {
+				s.log.Warn("key update failed", "err", err)
+			}
 		}
 	}
 }

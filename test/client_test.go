@@ -379,3 +379,42 @@ func TestNewDeviceJoinsRoomsAndEphemeralMessages(t *testing.T) {
 	}
 	hs.assertNoPlaintext([]byte("PLAINTEXT-"))
 }
+
+func TestStaleKeysAreUpdated(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	alice, bob := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
+	hs.start()
+	a, b := newDevice(t, hs, alice), newDevice(t, hs, bob)
+	ctx := ctxT(t)
+	room, _ := a.CreateRoom(ctx, "Ward")
+	if err := a.Invite(ctx, room, bob); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	// Reopen Bob's profile with a clock 25 hours ahead.
+	b.Close()
+	cfg := b.cfg
+	cfg.Now = func() time.Time { return time.Now().Add(25 * time.Hour) }
+	s, err := client.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Session = s
+	before, _ := a.Room(room)
+	updated, err := b.UpdateStaleKeys(ctx)
+	if err != nil || !slices.Equal(updated, []string{room}) {
+		t.Fatalf("stale keys: %v %v", updated, err)
+	}
+	if again, _ := b.UpdateStaleKeys(ctx); len(again) != 0 {
+		t.Errorf("fresh keys updated again: %v", again)
+	}
+	a.sync()
+	after, _ := a.Room(room)
+	if after.Epoch != before.Epoch+1 {
+		t.Errorf("alice at epoch %d after bob's update, was %d", after.Epoch, before.Epoch)
+	}
+	b.send(room, "PLAINTEXT-after-update")
+	if got := contents(a.sync(), room); !slices.Equal(got, []string{"PLAINTEXT-after-update"}) {
+		t.Errorf("after the update alice got %q", got)
+	}
+}
