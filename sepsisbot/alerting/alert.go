@@ -11,8 +11,8 @@
 //   - hysteresis: an episode opens when the risk reaches Config.Threshold
 //     and closes only when it falls below the lower Config.ClearBelow;
 //   - one alert per episode, and a new alert in the same episode only on
-//     marked worsening (the risk rose by Config.WorseningDelta above the
-//     last alerted risk, and not sooner than Config.MinRealertInterval);
+//     marked worsening (the odds of the risk grew by Config.WorseningOddsRatio
+//     since the last alert, and not sooner than Config.MinRealertInterval);
 //   - an alert not acknowledged within Config.EscalateAfter is escalated
 //     once to the unit's escalation room (for example the on-call doctor);
 //   - one summary per room and day at Config.SummaryTime.
@@ -41,9 +41,12 @@ type RuleScore struct {
 // Contribution is one measurement that pushed the risk up: why the model
 // thinks so.
 type Contribution struct {
-	Variable string    `json:"variable"`
-	Value    float64   `json:"value"`
-	Unit     string    `json:"unit,omitempty"`
+	Variable string  `json:"variable"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit,omitempty"`
+	// Measured is false when the variable's absence drove the risk; Value
+	// and Time are then zero.
+	Measured bool      `json:"measured"`
 	Time     time.Time `json:"time"`
 	// Weight is the model's measure of the push (log-odds); larger first.
 	Weight float64 `json:"weight"`
@@ -169,7 +172,15 @@ func (a *Alert) Markdown() string {
 	if len(a.Contributions) > 0 {
 		b.WriteString("Why:\n")
 		for _, c := range a.Contributions {
-			fmt.Fprintf(&b, "- %s %s %s at %s\n", c.Variable, formatValue(c.Value), c.Unit, c.Time.UTC().Format("2006-01-02 15:04 MST"))
+			if !c.Measured {
+				fmt.Fprintf(&b, "- %s not measured\n", c.Variable)
+				continue
+			}
+			v := formatValue(c.Value)
+			if c.Unit != "" {
+				v += " " + c.Unit
+			}
+			fmt.Fprintf(&b, "- %s %s at %s\n", c.Variable, v, c.Time.UTC().Format("2006-01-02 15:04 MST"))
 		}
 	}
 	fmt.Fprintf(&b, "Data as of %s.", a.DataTime.UTC().Format("2006-01-02 15:04 MST"))

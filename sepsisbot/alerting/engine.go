@@ -38,11 +38,13 @@ type Config struct {
 	// Threshold opens an episode (risk >= Threshold). Required, in (0, 1].
 	Threshold float64
 	// ClearBelow closes an episode (risk < ClearBelow); it must be below
-	// Threshold. Default: Threshold - 0.15, at least 0.
+	// Threshold. Default: 0.7 × Threshold.
 	ClearBelow float64
-	// WorseningDelta is how far the risk must rise above the last alerted
-	// risk for another alert in the episode. Default 0.15.
-	WorseningDelta float64
+	// WorseningOddsRatio is how much the odds of the risk, risk/(1-risk),
+	// must have grown since the last alert of the episode for another
+	// alert. Odds, unlike differences of risk, mean the same for models
+	// with thresholds of 0.03 and 0.5. Default 2: the odds doubled.
+	WorseningOddsRatio float64
 	// MinRealertInterval is the least time between alerts of one episode.
 	// Default 1 hour.
 	MinRealertInterval time.Duration
@@ -146,13 +148,16 @@ func NewEngine(ctx context.Context, cfg Config, sink AlertSink, audit *AuditLog)
 		return nil, fmt.Errorf("alerting: threshold %v is not in (0, 1]", cfg.Threshold)
 	}
 	if cfg.ClearBelow == 0 {
-		cfg.ClearBelow = math.Max(cfg.Threshold-0.15, 0)
+		cfg.ClearBelow = 0.7 * cfg.Threshold
 	}
 	if cfg.ClearBelow >= cfg.Threshold || cfg.ClearBelow < 0 {
 		return nil, fmt.Errorf("alerting: clear level %v must be below the threshold %v", cfg.ClearBelow, cfg.Threshold)
 	}
-	if cfg.WorseningDelta == 0 {
-		cfg.WorseningDelta = 0.15
+	if cfg.WorseningOddsRatio == 0 {
+		cfg.WorseningOddsRatio = 2
+	}
+	if cfg.WorseningOddsRatio <= 1 {
+		return nil, fmt.Errorf("alerting: worsening odds ratio %v must exceed 1", cfg.WorseningOddsRatio)
 	}
 	if cfg.MinRealertInterval == 0 {
 		cfg.MinRealertInterval = time.Hour
@@ -262,10 +267,20 @@ func (e *Engine) Observe(ctx context.Context, a Assessment) error {
 		return err
 	}
 	last := ep.lastDelivered()
-	if last != nil && a.Risk >= last.alert.Risk+e.cfg.WorseningDelta && now.Sub(last.alert.RaisedAt) >= e.cfg.MinRealertInterval {
+	if last != nil && e.markedWorsening(last.alert.Risk, a.Risk) && now.Sub(last.alert.RaisedAt) >= e.cfg.MinRealertInterval {
 		return e.raise(ctx, p, KindWorsening, now)
 	}
 	return nil
+}
+
+// markedWorsening reports whether the odds of risk are at least
+// WorseningOddsRatio times those of the last alerted risk.
+func (e *Engine) markedWorsening(alerted, risk float64) bool {
+	if risk >= 1 {
+		return alerted < 1
+	}
+	odds := func(p float64) float64 { return p / (1 - p) }
+	return odds(risk) >= e.cfg.WorseningOddsRatio*odds(alerted)
 }
 
 // addRisk records a risk point and drops points older than the window

@@ -79,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{clock: &testClock{now: t0}, sink: &roomLog{}, path: filepath.Join(t.TempDir(), "audit.db")}
 	f.cfg = Config{
-		Threshold: 0.55, ClearBelow: 0.40, WorseningDelta: 0.15, MinRealertInterval: time.Hour,
+		Threshold: 0.55, ClearBelow: 0.40, WorseningOddsRatio: 2, MinRealertInterval: time.Hour,
 		EscalateAfter: 30 * time.Minute, EscalationRooms: map[string]string{icu: oncall}, DefaultRoom: icu,
 		Clock: f.clock, Logger: slog.New(slog.DiscardHandler),
 	}
@@ -110,8 +110,9 @@ func (f *fixture) observe(t *testing.T, patient string, risk float64) {
 		Patient: patient, Bed: "ICU3/07", Risk: risk, DataTime: now.Add(-5 * time.Minute),
 		Scores: []RuleScore{{"qSOFA", 2, 3}, {"SIRS", 3, 4}, {"NEWS2", 8, 20}},
 		Contributions: []Contribution{
-			{Variable: "Lactate", Value: 4.2, Unit: "mmol/L", Time: now.Add(-50 * time.Minute), Weight: 0.9},
-			{Variable: "Resp", Value: 28, Unit: "/min", Time: now.Add(-5 * time.Minute), Weight: 0.4},
+			{Variable: "Lactate", Value: 4.2, Unit: "mmol/L", Measured: true, Time: now.Add(-50 * time.Minute), Weight: 0.9},
+			{Variable: "Resp", Value: 28, Unit: "/min", Measured: true, Time: now.Add(-5 * time.Minute), Weight: 0.4},
+			{Variable: "Platelets", Weight: 0.1},
 		},
 	})
 	if err != nil {
@@ -154,9 +155,9 @@ func TestHysteresisGivesOneAlertPerEpisode(t *testing.T) {
 func TestReAlertOnlyOnMarkedWorsening(t *testing.T) {
 	f := newFixture(t)
 	f.observe(t, "icu3-bed07", 0.60) // new
-	f.observe(t, "icu3-bed07", 0.70) // +0.10: not marked
-	f.observe(t, "icu3-bed07", 0.76) // +0.16 over 0.60: worsening
-	f.observe(t, "icu3-bed07", 0.85) // +0.09 over 0.76
+	f.observe(t, "icu3-bed07", 0.70) // odds 2.33 / 1.5: not marked
+	f.observe(t, "icu3-bed07", 0.76) // odds 3.17 / 1.5 = 2.1: worsening
+	f.observe(t, "icu3-bed07", 0.85) // odds 5.67 / 3.17 = 1.8: not marked
 	if f.sink.count() != 2 || f.sink.alerts[1].Kind != KindWorsening || f.sink.alerts[1].Risk != 0.76 {
 		t.Fatalf("alerts %+v", f.sink.alerts)
 	}
@@ -195,14 +196,14 @@ func TestAlertCarriesTheEvidence(t *testing.T) {
 	f.observe(t, "icu3-bed07", 0.40)
 	f.observe(t, "icu3-bed07", 0.72)
 	a := f.sink.alerts[0]
-	if a.Patient != "icu3-bed07" || a.Bed != "ICU3/07" || a.Room != icu || a.Threshold != 0.55 || len(a.Scores) != 3 || len(a.Contributions) != 2 {
+	if a.Patient != "icu3-bed07" || a.Bed != "ICU3/07" || a.Room != icu || a.Threshold != 0.55 || len(a.Scores) != 3 || len(a.Contributions) != 3 {
 		t.Fatalf("alert %+v", a)
 	}
 	if !a.DataTime.Equal(t0.Add(time.Hour - 5*time.Minute)) {
 		t.Fatalf("data time %v", a.DataTime)
 	}
 	md := a.Markdown()
-	for _, want := range []string{"bed ICU3/07 (icu3-bed07)", "Risk **0.72**", "+0.32 over 1 h", "qSOFA 2/3", "NEWS2 8/20", "Lactate 4.2 mmol/L at 2026-11-29 08:10 UTC", "Data as of 2026-11-29 08:55 UTC"} {
+	for _, want := range []string{"bed ICU3/07 (icu3-bed07)", "Risk **0.72**", "+0.32 over 1 h", "qSOFA 2/3", "NEWS2 8/20", "Lactate 4.2 mmol/L at 2026-11-29 08:10 UTC", "Platelets not measured", "Data as of 2026-11-29 08:55 UTC"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -391,7 +392,7 @@ func TestNewEngineRefusesABadPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer audit.Close()
-	for _, cfg := range []Config{{Threshold: 0}, {Threshold: 1.5}, {Threshold: 0.5, ClearBelow: 0.6}} {
+	for _, cfg := range []Config{{Threshold: 0}, {Threshold: 1.5}, {Threshold: 0.5, ClearBelow: 0.6}, {Threshold: 0.5, WorseningOddsRatio: 0.9}} {
 		if _, err := NewEngine(context.Background(), cfg, &roomLog{}, audit); err == nil {
 			t.Errorf("accepted %+v", cfg)
 		}
