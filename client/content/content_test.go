@@ -192,6 +192,11 @@ func TestDecodeRefuses(t *testing.T) {
 		{"nested too deep", []byte(`{"v":1,"x":` + deep + `}`), ErrMalformed},
 		{"invalid UTF-8", append([]byte(`{"v":1,"id":"`+testID+`","type":"text","ts":1764403200000,"body":{"md":"`), 0xff, '"', '}', '}'), ErrMalformed},
 		{"duplicate key", []byte(`{"v":1,"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"x"}}`), ErrMalformed},
+		{"duplicate key by escape", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"x","\u006dd":"y"}}`), ErrMalformed},
+		{"duplicate key among many", []byte(`{"v":1,"a1":1,"a2":1,"a3":1,"a4":1,"a5":1,"a6":1,"a7":1,"a8":1,"a9":1,"b1":1,"b2":1,"b3":1,"b4":1,"b5":1,"b6":1,"b7":1,"b8":1,"b9":1,"a5":2}`), ErrMalformed},
+		{"lone high surrogate", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"\ud83d"}}`), ErrMalformed},
+		{"lone low surrogate", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"\ude00x"}}`), ErrMalformed},
+		{"reversed surrogates", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"\ude00\ud83d"}}`), ErrMalformed},
 		{"duplicate body key", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"x","md":"y"}}`), ErrMalformed},
 		{"trailing data", []byte(`{"v":1,"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"x"}} {}`), ErrMalformed},
 		{"no version", []byte(`{"id":"` + testID + `","type":"text","ts":1764403200000,"body":{"md":"x"}}`), ErrUnsupportedVersion},
@@ -444,7 +449,7 @@ func TestCanonicalJSON(t *testing.T) {
 			t.Errorf("CanonicalJSON(%s)\n got %s\nwant %s", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{`{"a":1,"a":2}`, `1e400`, `{`, "\"\xff\""} {
+	for _, bad := range []string{`{"a":1,"a":2}`, `1e400`, `{`, "\"\xff\"", `"\ud800"`, `["\udc00\ud800"]`} {
 		if _, err := CanonicalJSON([]byte(bad)); err == nil {
 			t.Errorf("CanonicalJSON(%q) accepted", bad)
 		}
