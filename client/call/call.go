@@ -90,6 +90,7 @@ type Call struct {
 	batchStop     func() bool
 	timers        map[string]func() bool
 	polite        bool
+	offer         *SessionDescription // outstanding renegotiation offer, applied with its answer
 	everConnected bool
 	negotiation   Negotiations // guarded by mu
 }
@@ -103,7 +104,8 @@ type Negotiations struct {
 	Completed int
 	// Ignored counts colliding remote offers ignored (impolite side).
 	Ignored int
-	// RolledBack counts local offers rolled back for a remote one (polite side).
+	// RolledBack counts local offers rolled back (forgotten) for a remote
+	// one (polite side).
 	RolledBack int
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,9 +218,22 @@ func (d *device) waitUpdate(t *testing.T, what string, ok func(Update) bool) Upd
 		select {
 		case <-ch:
 		case <-deadline:
-			t.Fatalf("%s/%s: no update %s; got %+v", d.user, d.id, what, d.snapshot())
+			t.Fatalf("%s/%s: no update %s; last updates:%s", d.user, d.id, what, d.lastUpdates(5))
 		}
 	}
+}
+
+// lastUpdates formats the device's last n updates for a failure message.
+func (d *device) lastUpdates(n int) string {
+	var b strings.Builder
+	all := d.snapshot()
+	for _, u := range all[max(0, len(all)-n):] {
+		fmt.Fprintf(&b, "\n\t%s %s %s", u.Event, u.CallID, u.Reason)
+		if u.Stats != nil {
+			fmt.Fprintf(&b, " %+v", *u.Stats)
+		}
+	}
+	return b.String()
 }
 
 func (d *device) snapshot() []Update {

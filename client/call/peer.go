@@ -13,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -81,8 +82,10 @@ type Peer struct {
 	startMedia   sync.Once
 
 	rtpReceived   atomic.Uint64
+	videoReceived atomic.Uint64
 	nacksReceived atomic.Uint64
 	nacksSent     atomic.Uint64
+	resent        atomic.Uint64
 	tracks        atomic.Int32
 	closeOnce     sync.Once
 }
@@ -112,9 +115,9 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	reg := &interceptor.Registry{}
-	// Count the NACKs this peer sends: registered before the defaults so
-	// that it sees the RTCP the NACK generator writes.
-	reg.Add(&nackCounter{n: &p.nacksSent})
+	// Count NACKs sent and packets resent: registered before the defaults
+	// so that it wraps the writers the NACK generator and responder use.
+	reg.Add(&counter{nacks: &p.nacksSent, resent: &p.resent})
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
@@ -224,6 +227,7 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.tracks.Add(1)
+		video := tr.Kind() == webrtc.RTPCodecTypeVideo
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -234,6 +238,9 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 					return
 				}
 				p.rtpReceived.Add(1)
+				if video {
+					p.videoReceived.Add(1)
+				}
 			}
 		}()
 	})
@@ -309,13 +316,26 @@ func (p *Peer) SetRemoteDescription(d SessionDescription) error {
 	return nil
 }
 
-// Rollback discards a local offer that has not been answered (perfect
-// negotiation: the polite party yields to the remote offer).
-func (p *Peer) Rollback() error {
-	if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-		return fmt.Errorf("roll back local offer: %w", err)
+// PrepareOffer creates a renegotiation offer (with an ICE restart if
+// iceRestart) without applying it: ApplyAnswer applies it with its answer.
+// pion v4 refuses SetLocalDescription(rollback), so an offer that is only
+// applied once answered is what lets the polite party of perfect
+// negotiation roll back: it forgets the offer.
+func (p *Peer) PrepareOffer(iceRestart bool) (SessionDescription, error) {
+	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: iceRestart})
+	if err != nil {
+		return SessionDescription{}, fmt.Errorf("create offer: %w", err)
 	}
-	return nil
+	return SessionDescription{Type: "offer", SDP: offer.SDP}, nil
+}
+
+// ApplyAnswer applies a prepared offer as the local description and its
+// answer as the remote one.
+func (p *Peer) ApplyAnswer(offer, answer SessionDescription) error {
+	if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return fmt.Errorf("set local offer: %w", err)
+	}
+	return p.SetRemoteDescription(answer)
 }
 
 // Stable reports whether no offer is outstanding (signalling state stable).
@@ -350,6 +370,8 @@ func (p *Peer) Close() error {
 type Stats struct {
 	// PacketsReceived counts RTP packets received on all remote tracks.
 	PacketsReceived uint64 `json:"packets_received"`
+	// VideoPacketsReceived counts the RTP packets of the video track.
+	VideoPacketsReceived uint64 `json:"video_packets_received"`
 	// PacketsLost is the number of RTP packets expected but not received
 	// (RFC 3550 §6.4.1 cumulative loss), summed over the remote tracks.
 	PacketsLost int64 `json:"packets_lost"`
@@ -382,13 +404,13 @@ func (p *Peer) Stats() Stats {
 		case webrtc.InboundRTPStreamStats:
 			s.PacketsLost += int64(st.PacketsLost)
 			s.BytesReceived += st.BytesReceived
-		case webrtc.OutboundRTPStreamStats:
-			s.Retransmitted += st.RetransmittedPacketsSent
 		}
 	}
 	s.PacketsReceived = p.rtpReceived.Load()
+	s.VideoPacketsReceived = p.videoReceived.Load()
 	s.NACKsSent = p.nacksSent.Load()
 	s.NACKsReceived = p.nacksReceived.Load()
+	s.Retransmitted = p.resent.Load()
 	s.Tracks = int(p.tracks.Load())
 	if senders := p.pc.GetSenders(); len(senders) > 0 && senders[0].Transport() != nil {
 		ice := senders[0].Transport().ICETransport()
@@ -404,22 +426,45 @@ func (p *Peer) Stats() Stats {
 	return s
 }
 
-// nackCounter is an interceptor that counts outgoing RTCP NACKs.
-type nackCounter struct {
+// counter is an interceptor that counts the NACKs a peer sends and the RTP
+// packets it retransmits (a sequence number written a second time).
+type counter struct {
 	interceptor.NoOp
-	n *atomic.Uint64
+	nacks, resent *atomic.Uint64
 }
 
-func (c *nackCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return c, nil }
+func (c *counter) NewInterceptor(string) (interceptor.Interceptor, error) { return c, nil }
 
 // BindRTCPWriter wraps the RTCP writer to count NACKs on their way out.
-func (c *nackCounter) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+func (c *counter) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
 	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, attrs interceptor.Attributes) (int, error) {
 		for _, pkt := range pkts {
 			if _, ok := pkt.(*rtcp.TransportLayerNack); ok {
-				c.n.Add(1)
+				c.nacks.Add(1)
 			}
 		}
 		return w.Write(pkts, attrs)
+	})
+}
+
+// BindLocalStream wraps an outgoing stream's writer to count packets whose
+// sequence number was sent before: the NACK responder's retransmissions.
+func (c *counter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	var mu sync.Mutex
+	var seen [1 << 16 / 64]uint64 // one bit per sequence number
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, attrs interceptor.Attributes) (int, error) {
+		seq := h.SequenceNumber
+		mu.Lock()
+		if seen[seq/64]&(1<<(seq%64)) != 0 {
+			c.resent.Add(1)
+		} else {
+			seen[seq/64] |= 1 << (seq % 64)
+			// Forget the number half a cycle ahead, so that wrap-around
+			// is not mistaken for retransmission.
+			old := seq + 1<<15
+			seen[old/64] &^= 1 << (old % 64)
+		}
+		mu.Unlock()
+		return w.Write(h, payload, attrs)
 	})
 }

@@ -270,7 +270,7 @@ func (s *Switchboard) Hangup(ctx context.Context, callID string, reason Reason) 
 func (s *Switchboard) Renegotiate(ctx context.Context, callID string, iceRestart bool) error {
 	return s.withCall(ctx, callID, func(c *Call) error {
 		st := c.State()
-		if (st != StateConnecting && st != StateConnected) || c.peer == nil || !c.peer.Stable() {
+		if (st != StateConnecting && st != StateConnected) || c.peer == nil || c.offer != nil || !c.peer.Stable() {
 			return fmt.Errorf("renegotiate call %s: %w", c.id, ErrWrongState)
 		}
 		return s.offerNegotiation(c, iceRestart)
@@ -853,26 +853,25 @@ func (s *Switchboard) onHangup(c *Call, ev *Hangup) {
 	s.finish(c, ev.Reason, true)
 }
 
-// offerNegotiation sends a renegotiation offer.
+// offerNegotiation sends a renegotiation offer. The offer is applied locally
+// only with its answer (see Peer.PrepareOffer).
 func (s *Switchboard) offerNegotiation(c *Call, iceRestart bool) error {
-	offer, err := c.peer.CreateOffer(iceRestart)
+	offer, err := c.peer.PrepareOffer(iceRestart)
 	if err != nil {
 		return fmt.Errorf("renegotiate call %s: %w", c.id, err)
 	}
+	c.offer = &offer
 	c.mu.Lock()
 	c.negotiation.Offered++
 	c.mu.Unlock()
 	ev := &Negotiate{Header: s.header(c), Lifetime: s.cfg.NegotiateLifetime.Milliseconds(), Description: offer}
 	if err := s.send(c, c.remoteDevice, ev); err != nil {
+		c.offer = nil
 		return fmt.Errorf("renegotiate call %s: %w", c.id, err)
 	}
 	s.timer(c, "negotiate", s.cfg.NegotiateLifetime, func() {
-		if !c.peer.Stable() {
-			// The offer expired unanswered (MSC2746 negotiate lifetime).
-			if err := c.peer.Rollback(); err != nil {
-				s.log.Warn("negotiation rollback failed", "call", c.id, "err", err)
-			}
-		}
+		// The offer expired unanswered (MSC2746 negotiate lifetime).
+		c.offer = nil
 	})
 	return nil
 }
@@ -887,11 +886,13 @@ func (s *Switchboard) onNegotiate(in Received, c *Call, ev *Negotiate) {
 		return
 	}
 	if ev.Description.Type == "answer" {
-		if c.peer.Stable() {
-			return // an answer to an offer we rolled back
+		if c.offer == nil {
+			return // an answer to an offer we rolled back or gave up
 		}
+		offer := *c.offer
+		c.offer = nil
 		s.stopTimer(c, "negotiate")
-		if err := c.peer.SetRemoteDescription(ev.Description); err != nil {
+		if err := c.peer.ApplyAnswer(offer, ev.Description); err != nil {
 			s.log.Warn("negotiation answer refused", "call", c.id, "err", err)
 			s.hangup(c, ReasonUnknownError)
 			return
@@ -902,17 +903,15 @@ func (s *Switchboard) onNegotiate(in Received, c *Call, ev *Negotiate) {
 		return
 	}
 	rolledBack := false
-	if !c.peer.Stable() {
+	if c.offer != nil || !c.peer.Stable() {
 		if !c.polite {
 			c.mu.Lock()
 			c.negotiation.Ignored++
 			c.mu.Unlock()
 			return // the impolite party ignores the colliding offer
 		}
-		if err := c.peer.Rollback(); err != nil {
-			s.hangup(c, ReasonUnknownError)
-			return
-		}
+		// The polite party rolls its offer back: it was never applied.
+		c.offer = nil
 		s.stopTimer(c, "negotiate")
 		rolledBack = true
 		c.mu.Lock()
@@ -926,6 +925,7 @@ func (s *Switchboard) onNegotiate(in Received, c *Call, ev *Negotiate) {
 	}
 	ans, err := c.peer.CreateAnswer()
 	if err != nil {
+		s.log.Warn("negotiation answer failed", "call", c.id, "err", err)
 		s.hangup(c, ReasonUnknownError)
 		return
 	}
