@@ -57,3 +57,30 @@ func ParseID(s string) (ID, error) {
 	}
 	return ID(v), nil
 }
+
+// SignatureScheme returns the TLS SignatureScheme name of the suite's
+// signature algorithm (RFC 9420 §17.1, RFC 8446 §4.2.3), e.g. "ed25519",
+// or "" for an unsupported suite. Suites with the same scheme accept the
+// same signature keys, so one device key serves rooms of either suite
+// (0x0001, 0x0003 and 0xF001 all use ed25519).
+func (id ID) SignatureScheme() string {
+	s, ok := suites[id]
+	if !ok {
+		return ""
+	}
+	switch s.sig {
+	case sigEd25519:
+		return "ed25519"
+	case sigEd448:
+		return "ed448"
+	case sigMLDSA87:
+		return "mldsa87"
+	}
+	switch s.curve.Params().BitSize {
+	case 256:
+		return "ecdsa_secp256r1_sha256"
+	case 384:
+		return "ecdsa_secp384r1_sha384"
+	}
+	return "ecdsa_secp521r1_sha512"
+}

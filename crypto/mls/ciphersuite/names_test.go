@@ -39,3 +39,27 @@ func hex16(v uint16) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[v>>12], digits[v>>8&15], digits[v>>4&15], digits[v&15]})
 }
+
+func TestSignatureSchemesAndSharedKeys(t *testing.T) {
+	want := map[ID]string{1: "ed25519", 2: "ecdsa_secp256r1_sha256", 3: "ed25519", 4: "ed448", 5: "ecdsa_secp521r1_sha512",
+		6: "ed448", 7: "ecdsa_secp384r1_sha384", 0xF001: "ed25519", 0xF002: "mldsa87"}
+	for _, id := range Supported() {
+		if got := id.SignatureScheme(); got != want[id] {
+			t.Errorf("%s: %q, want %q", id.Name(), got, want[id])
+		}
+	}
+	if ID(0x1234).SignatureScheme() != "" {
+		t.Error("unknown suite has a signature scheme")
+	}
+	// A key of 0x0001 signs for 0xF001, as SignatureScheme promises.
+	classic, _ := Lookup(1)
+	hybrid, _ := Lookup(0xF001)
+	priv, pub, err := classic.GenerateSignatureKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := hybrid.SignWithLabel(priv, "LeafNodeTBS", []byte("x"))
+	if err != nil || classic.VerifyWithLabel(pub, "LeafNodeTBS", []byte("x"), sig) != nil {
+		t.Fatalf("0x0001 key does not serve 0xF001: %v", err)
+	}
+}
