@@ -455,3 +455,56 @@ func TestCanonicalJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestConsentSigningInputGolden fixes the signed bytes: any change to them
+// breaks every signature made before, so it must be deliberate (and a new
+// label version).
+func TestConsentSigningInputGolden(t *testing.T) {
+	c := &ConsentResponse{Request: otherID, Consent: json.RawMessage(consentActive), Answers: json.RawMessage(questionnaireResponseYes),
+		Signer: "@patient.meyer:uk-freiburg.example", SignatureAlgorithm: "ed25519"}
+	got, err := c.SigningInput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "medicus consent response v1\n" +
+		`{"answers":{"authored":"2026-11-29T09:12:00+01:00","item":[{"answer":[{"valueBoolean":true}],"linkId":"1"}],"resourceType":"QuestionnaireResponse","status":"completed"},` +
+		`"consent":{"category":[{"coding":[{"code":"59284-0","system":"http://loinc.org"}]}],"dateTime":"2026-11-29T09:12:00+01:00","patient":{"reference":"Patient/pseudo-4711"},` +
+		`"policyRule":{"coding":[{"code":"OPTIN","system":"http://terminology.hl7.org/CodeSystem/v3-ActCode"}]},"resourceType":"Consent",` +
+		`"scope":{"coding":[{"code":"patient-privacy","system":"http://terminology.hl7.org/CodeSystem/consentscope"}]},"status":"active"},` +
+		`"request":"BBBBBBBBBBBBBBBBBBBBBB","sig_alg":"ed25519","signer":"@patient.meyer:uk-freiburg.example"}`
+	if string(got) != want {
+		t.Fatalf("signing input changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestCanonicalNumbers checks the ECMAScript number form on the values of
+// RFC 8785 Appendix B.
+func TestCanonicalNumbers(t *testing.T) {
+	for in, want := range map[string]string{
+		"0":                       "0",
+		"-0":                      "0",
+		"5e-324":                  "5e-324",
+		"-5e-324":                 "-5e-324",
+		"1.7976931348623157e308":  "1.7976931348623157e+308",
+		"-1.7976931348623157e308": "-1.7976931348623157e+308",
+		"9007199254740992":        "9007199254740992",
+		"-9007199254740992":       "-9007199254740992",
+		"295147905179352830000":   "295147905179352830000",
+		"9.999999999999997e22":    "9.999999999999997e+22",
+		"1e23":                    "1e+23",
+		"1.0e23":                  "1e+23",
+		"999999999999999700000":   "999999999999999700000",
+		"999999999999999900000":   "999999999999999900000",
+		"1e21":                    "1e+21",
+		"0.000001":                "0.000001",
+		"0.0000001":               "1e-7",
+		"1.5e-7":                  "1.5e-7",
+		"123.456e2":               "12345.6",
+		"4.50":                    "4.5",
+	} {
+		got, err := CanonicalJSON([]byte(in))
+		if err != nil || string(got) != want {
+			t.Errorf("CanonicalJSON(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+}

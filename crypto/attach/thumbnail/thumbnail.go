@@ -2,8 +2,9 @@
 // with an image attachment: it decodes JPEG, PNG or GIF with the standard
 // library, refuses decompression bombs by reading the declared dimensions
 // first (image.DecodeConfig), scales to at most MaxEdge pixels with
-// golang.org/x/image/draw and encodes a JPEG. The re-encoding also drops
-// every metadata block of the original (EXIF, GPS, comments).
+// golang.org/x/image/draw, turns it as a JPEG's EXIF orientation says, and
+// encodes a JPEG. The re-encoding also drops every metadata block of the
+// original (EXIF, GPS, comments).
 package thumbnail
 
 import (
@@ -52,7 +53,10 @@ var (
 	ErrMalformed = errors.New("thumbnail: malformed image")
 )
 
-// Thumbnail is an encoded preview and the dimensions of it and its source.
+// Thumbnail is an encoded preview and the dimensions of it and its source,
+// both as displayed: a JPEG's EXIF orientation has been applied, so a
+// portrait photo stored sideways has a portrait thumbnail and SourceWidth <
+// SourceHeight.
 type Thumbnail struct {
 	JPEG                      []byte
 	Width, Height             int
@@ -145,6 +149,13 @@ func makeThumbnail(r io.ReadSeeker, lim limits) (*Thumbnail, error) {
 		return nil, fmt.Errorf("%w: %s of %d×%d pixels (limits: %d pixels, %d per edge, %d MiB decoded)",
 			ErrTooLarge, format, cfg.Width, cfg.Height, lim.pixels, lim.edge, lim.decodedBytes>>20)
 	}
+	orientation := 1
+	if format == "jpeg" {
+		if _, err := r.Seek(start, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("thumbnail: %w", err)
+		}
+		orientation = readOrientation(r)
+	}
 	if _, err := r.Seek(start, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("thumbnail: %w", err)
 	}
@@ -169,11 +180,16 @@ func makeThumbnail(r io.ReadSeeker, lim limits) (*Thumbnail, error) {
 		op = draw.Src // opaque, and the scaler has a fast path for it
 	}
 	draw.BiLinear.Scale(dst, dst.Bounds(), src, b, op, nil)
+	dst = orient(dst, orientation)
+	sw, sh := b.Dx(), b.Dy()
+	if orientation >= 5 {
+		w, h, sw, sh = h, w, sh, sw
+	}
 	var out bytes.Buffer
 	if err := jpeg.Encode(&out, dst, &jpeg.Options{Quality: Quality}); err != nil {
 		return nil, fmt.Errorf("thumbnail: encode: %w", err)
 	}
-	return &Thumbnail{JPEG: out.Bytes(), Width: w, Height: h, SourceWidth: b.Dx(), SourceHeight: b.Dy(), SourceFormat: format}, nil
+	return &Thumbnail{JPEG: out.Bytes(), Width: w, Height: h, SourceWidth: sw, SourceHeight: sh, SourceFormat: format}, nil
 }
 
 // fit scales w×h so that the longer edge is at most max, keeping the aspect
