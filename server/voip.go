@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -122,7 +123,9 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request, c caller) {
 		s.fail(w, r, err)
 		return
 	}
-	if n := s.sfu.Participants(room.ID); len(n) >= s.cfg.SFUMaxParticipants {
+	// A device that reconnects replaces its old session, so it does not
+	// count against the limit.
+	if n := s.sfu.Participants(room.ID); len(n) >= s.cfg.SFUMaxParticipants && !slices.Contains(n, c.Device.DeviceID) {
 		s.fail(w, r, errorf(http.StatusConflict, proto.ErrLimitExceeded, "the call has %d participants", len(n)))
 		return
 	}

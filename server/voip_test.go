@@ -291,3 +291,53 @@ func TestSFUMediaContinuesUnderLossWithNACKs(t *testing.T) {
 		t.Fatalf("only %d of %d frames arrived under loss", arrived, sent)
 	}
 }
+
+// TestSFURenegotiatesOnLeaveAndReplacesReconnectingDevice: when a
+// participant hangs up, the SFU removes its track from the others with a
+// new offer; the same device joining twice replaces its first session; a
+// rejoined participant's media flows again.
+func TestSFURenegotiatesOnLeaveAndReplacesReconnectingDevice(t *testing.T) {
+	e := newEnv(t, nil)
+	room, logins := callRoom(e)
+	keys := callKeys(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := e.joinCall(ctx, room, logins[0], keys[0], nil)
+	b := e.joinCall(ctx, room, logins[1], keys[1], nil)
+	go a.SendVideo(ctx, 1<<30, 20*time.Millisecond)
+	go b.SendVideo(ctx, 1<<30, 20*time.Millisecond)
+	from := logins[1].DeviceID
+	if err := a.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[from].Frames >= 10 }); err != nil {
+		t.Fatal(err)
+	}
+	// The same device connects again: the first session is closed.
+	b2 := e.joinCall(ctx, room, logins[1], keys[1], nil)
+	if err := b.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return false }); b.Err() == nil {
+		t.Fatalf("first session of a reconnected device still open: %v", err)
+	}
+	if err := b2.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[logins[0].DeviceID].Frames >= 10 }); err != nil {
+		t.Fatalf("second session: %v", err)
+	}
+	if got := b2.Participants(); len(got) != 2 {
+		t.Fatalf("participants after reconnection: %+v", got)
+	}
+	go b2.SendVideo(ctx, 1<<30, 20*time.Millisecond)
+	seen := a.Stats()[from].Frames
+	if err := a.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[from].Frames >= seen+10 }); err != nil {
+		t.Fatalf("media of the reconnected device: %v", err)
+	}
+	// b2 hangs up: a gets a new offer without b's track and sees one participant.
+	before := a.Negotiations()
+	b2.Close()
+	err := a.Wait(ctx, func(map[string]clientsfu.SenderStats) bool {
+		return len(a.Participants()) == 1 && a.Negotiations() > before
+	})
+	if err != nil {
+		t.Fatalf("after hang-up: %d participants, %d negotiations: %v", len(a.Participants()), a.Negotiations(), err)
+	}
+	for _, tr := range a.PeerConnection().GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.Mid() != "0" && tr.Direction() != webrtc.RTPTransceiverDirectionInactive {
+			t.Errorf("transceiver %s of the departed participant is %s", tr.Mid(), tr.Direction())
+		}
+	}
+}

@@ -355,6 +355,13 @@ func (p *Participant) Participants() []proto.SFUParticipant {
 	return append([]proto.SFUParticipant(nil), p.participants...)
 }
 
+// Negotiations returns how many offers of the SFU were answered.
+func (p *Participant) Negotiations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.answered
+}
+
 // KeyframeRequests returns how many PLI/FIR the SFU sent for the video track.
 func (p *Participant) KeyframeRequests() int64 { return p.plis.Load() }
 

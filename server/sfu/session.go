@@ -161,11 +161,10 @@ func (p *peer) read(sig Signal) {
 	defer p.cancel()
 	for {
 		m, err := sig.Receive()
-		if err != nil {
-			return
+		if errors.Is(err, ErrProtocol) {
+			p.room.sfu.log.Warn("call signalling refused", "device", p.device, "err", err)
 		}
-		if m.Type != proto.SFUAnswer || m.SDP == "" {
-			p.room.sfu.log.Warn("call signalling refused", "device", p.device, "type", m.Type)
+		if err != nil {
 			return
 		}
 		select {

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -44,8 +45,27 @@ func (s *WebSocketSignal) Receive() (proto.SFUMessage, error) {
 	if typ != websocket.TextMessage {
 		return m, fmt.Errorf("%w: binary frame", ErrProtocol)
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%w: %v", ErrProtocol, err)
+	return DecodeClientMessage(b)
+}
+
+// DecodeClientMessage decodes one message a participant sent: strict JSON
+// (no unknown fields, no trailing data) of type "answer" with an SDP of at
+// most MaxSignalBytes. Anything else is ErrProtocol.
+func DecodeClientMessage(b []byte) (proto.SFUMessage, error) {
+	var m proto.SFUMessage
+	if len(b) > MaxSignalBytes {
+		return m, fmt.Errorf("%w: message of %d bytes", ErrProtocol, len(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return proto.SFUMessage{}, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	if dec.More() {
+		return proto.SFUMessage{}, fmt.Errorf("%w: data after the JSON value", ErrProtocol)
+	}
+	if m.Type != proto.SFUAnswer || m.SDP == "" || m.Participants != nil {
+		return proto.SFUMessage{}, fmt.Errorf("%w: clients send only answers with an SDP", ErrProtocol)
 	}
 	return m, nil
 }
