@@ -82,7 +82,13 @@ const (
 //     category, policy or policyRule (ppc-1); QuestionnaireResponse: status,
 //     linkId of every item; Questionnaire: status, linkId and type of every
 //     item), and status codes from the R4 value sets;
-//   - Observation obs-6: no dataAbsentReason together with a value.
+//   - Observation obs-6: no dataAbsentReason together with a value; at
+//     most one value[x] and effective[x]; component code; referenceRange
+//     low, high or text (obs-3);
+//   - backbone elements: DiagnosticReport.media link; Consent.verification
+//     verified; Consent.provision actor role and reference, data meaning
+//     and reference; Questionnaire item enableWhen question, operator and
+//     one answer[x]; answerOption and initial one value[x].
 func ParseFHIR(raw []byte) (*Resource, error) {
 	if len(raw) > MaxFHIRSize {
 		return nil, tooLarge("resource", len(raw), MaxFHIRSize)
@@ -138,6 +144,9 @@ func ParseFHIR(raw []byte) (*Resource, error) {
 		return nil, invalid("resourceType", "missing")
 	default:
 		return nil, invalidf("resourceType", "%q is not supported (Observation, DiagnosticReport, Consent, QuestionnaireResponse, Questionnaire)", truncate(rt, 40))
+	}
+	if err == nil {
+		err = checkBackbones(rt, top)
 	}
 	if err != nil {
 		return nil, err
@@ -413,25 +422,138 @@ func checkResponseItems(items []fhir.QuestionnaireResponseItem) error {
 	return nil
 }
 
-// checkQuestionnaireItems requires linkId and type on every Questionnaire
-// item, recursively. It reads the JSON tree because the typed struct turns
-// a missing type into the first code.
+// checkQuestionnaireItems requires, on every Questionnaire item
+// (recursively), linkId and type; on every enableWhen, question, operator
+// and exactly one answer[x]; on every answerOption and initial, exactly one
+// value[x]. It reads the JSON tree because the typed structs turn missing
+// codes into the first code and missing choices into zero values.
 func checkQuestionnaireItems(items any) error {
-	list, _ := items.([]any)
-	for _, e := range list {
-		it, ok := e.(map[string]any)
-		if !ok {
-			return invalid("Questionnaire.item", "not an object")
+	for _, it := range objects(items) {
+		if err := requireAll("Questionnaire.item", it, "linkId", "type"); err != nil {
+			return err
 		}
-		if _, ok := it["linkId"]; !ok {
-			return invalid("Questionnaire.item.linkId", "required element missing")
+		for _, ew := range objects(it["enableWhen"]) {
+			if err := requireAll("Questionnaire.item.enableWhen", ew, "question", "operator"); err != nil {
+				return err
+			}
+			if err := exactlyOneChoice("Questionnaire.item.enableWhen.answer[x]", ew, "answer"); err != nil {
+				return err
+			}
 		}
-		if _, ok := it["type"]; !ok {
-			return invalid("Questionnaire.item.type", "required element missing")
+		for _, f := range []string{"answerOption", "initial"} {
+			for _, o := range objects(it[f]) {
+				if err := exactlyOneChoice("Questionnaire.item."+f+".value[x]", o, "value"); err != nil {
+					return err
+				}
+			}
 		}
 		if err := checkQuestionnaireItems(it["item"]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkBackbones applies the required elements and invariants of backbone
+// elements that the typed structs cannot tell from absent ones.
+func checkBackbones(rt string, top map[string]any) error {
+	switch rt {
+	case ResourceObservation:
+		for _, c := range objects(top["component"]) {
+			if err := requireAll("Observation.component", c, "code"); err != nil {
+				return err
+			}
+		}
+		for _, rr := range append(objects(top["referenceRange"]), componentRanges(top)...) {
+			if rr["low"] == nil && rr["high"] == nil && rr["text"] == nil {
+				return invalid("Observation.referenceRange", "needs low, high or text (obs-3)")
+			}
+		}
+	case ResourceDiagnosticReport:
+		for _, m := range objects(top["media"]) {
+			if err := requireAll("DiagnosticReport.media", m, "link"); err != nil {
+				return err
+			}
+		}
+	case ResourceConsent:
+		for _, v := range objects(top["verification"]) {
+			if err := requireAll("Consent.verification", v, "verified"); err != nil {
+				return err
+			}
+		}
+		return checkProvisions(objects(top["provision"]))
+	}
+	return nil
+}
+
+func componentRanges(top map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, c := range objects(top["component"]) {
+		out = append(out, objects(c["referenceRange"])...)
+	}
+	return out
+}
+
+// checkProvisions requires role and reference on provision actors and
+// meaning and reference on provision data, recursively.
+func checkProvisions(ps []map[string]any) error {
+	for _, p := range ps {
+		for _, a := range objects(p["actor"]) {
+			if err := requireAll("Consent.provision.actor", a, "role", "reference"); err != nil {
+				return err
+			}
+		}
+		for _, d := range objects(p["data"]) {
+			if err := requireAll("Consent.provision.data", d, "meaning", "reference"); err != nil {
+				return err
+			}
+		}
+		if err := checkProvisions(objects(p["provision"])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// objects returns v as a list of JSON objects: v itself if it is one, its
+// object elements if it is an array, nothing otherwise (the strict typed
+// decoding has already refused wrong shapes).
+func objects(v any) []map[string]any {
+	switch v := v.(type) {
+	case map[string]any:
+		return []map[string]any{v}
+	case []any:
+		out := make([]map[string]any, 0, len(v))
+		for _, e := range v {
+			if o, ok := e.(map[string]any); ok {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func requireAll(path string, obj map[string]any, names ...string) error {
+	for _, n := range names {
+		if _, ok := obj[n]; !ok {
+			return invalidf(path+"."+n, "required element missing")
+		}
+	}
+	return nil
+}
+
+// exactlyOneChoice requires exactly one element named prefix + an upper-case
+// type name (a FHIR choice element such as value[x]).
+func exactlyOneChoice(path string, obj map[string]any, prefix string) error {
+	n := 0
+	for k := range obj {
+		if len(k) > len(prefix) && strings.HasPrefix(k, prefix) && k[len(prefix)] >= 'A' && k[len(prefix)] <= 'Z' {
+			n++
+		}
+	}
+	if n != 1 {
+		return invalid(path, "exactly one value required")
 	}
 	return nil
 }

@@ -46,7 +46,8 @@ const (
   "title": "Consent to share imaging with the tumour board",
   "item": [
     {"linkId": "1", "text": "I agree that my CT images are shown to the tumour board.", "type": "boolean", "required": true},
-    {"linkId": "2", "text": "Remarks", "type": "string"}
+    {"linkId": "2", "text": "Why not?", "type": "choice", "enableWhen": [{"question": "1", "operator": "=", "answerBoolean": false}],
+     "answerOption": [{"valueString": "privacy"}, {"valueCoding": {"system": "http://example.org/reasons", "code": "other"}}]}
   ]
 }`
 
