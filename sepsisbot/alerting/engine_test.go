@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/medicus-health/medicus/client/content"
 )
 
 // testClock is a settable Clock.
@@ -411,5 +413,23 @@ func TestAuditLogRefusesANewerSchema(t *testing.T) {
 	db.Close()
 	if _, err := OpenAuditLog(path); err == nil {
 		t.Fatal("opened a database of a newer schema")
+	}
+}
+
+func TestHandleAckUsesTheAuthenticatedSender(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.observe(t, "p1", 0.7)
+	a := f.sink.alerts[0]
+	forged := &content.AlertAck{AlertEvent: "$event1", AlertID: "someotherepisode", AckedBy: "@nurse:uk-freiburg.example"}
+	if _, err := f.eng.HandleAck(ctx, icu, "@nurse:uk-freiburg.example", forged); !errors.Is(err, ErrUnknownAlert) {
+		t.Fatalf("ack naming another episode: %v", err)
+	}
+	ack := &content.AlertAck{AlertEvent: "$event1", AlertID: a.Episode, AckedBy: "@chief:uk-freiburg.example"}
+	if _, err := f.eng.HandleAck(ctx, icu, "@nurse:uk-freiburg.example", ack); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.countRows(t, `SELECT COUNT(*) FROM acks WHERE by_user = '@nurse:uk-freiburg.example'`); got != 1 {
+		t.Fatal("the ack was not recorded for the sender")
 	}
 }
