@@ -86,8 +86,15 @@ const (
 // which is how every time in this format is encoded.
 type Timestamp int64
 
-// At returns the Timestamp of t, truncated to the millisecond.
-func At(t time.Time) Timestamp { return Timestamp(t.UnixMilli()) }
+// At returns the Timestamp of t, truncated to the millisecond. The zero
+// time.Time gives 0, which optional time fields omit and required ones
+// refuse.
+func At(t time.Time) Timestamp {
+	if t.IsZero() {
+		return 0
+	}
+	return Timestamp(t.UnixMilli())
+}
 
 // Time returns the Timestamp as a time.Time in UTC.
 func (t Timestamp) Time() time.Time { return time.UnixMilli(int64(t)).UTC() }

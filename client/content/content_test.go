@@ -373,6 +373,24 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 	}
 }
 
+func TestZeroTimeIsAbsent(t *testing.T) {
+	if At(time.Time{}) != 0 {
+		t.Fatal("At(zero) is not 0")
+	}
+	a := testAlert()
+	a.Top[0].Time = At(time.Time{})
+	if _, err := Encode(&Message{ID: testID, Time: testTime, Body: a}); err != nil {
+		t.Fatalf("contribution without time: %v", err)
+	}
+	a.DataTime = At(time.Time{})
+	if _, err := Encode(&Message{ID: testID, Time: testTime, Body: a}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("alert without data time: %v", err)
+	}
+	if got := At(time.Date(2026, 11, 29, 8, 0, 0, 999_999_999, time.UTC)).Time(); !got.Equal(time.Date(2026, 11, 29, 8, 0, 0, 999_000_000, time.UTC)) {
+		t.Fatalf("round trip %v", got)
+	}
+}
+
 func TestNewSetsEnvelope(t *testing.T) {
 	m := New(&Text{Markdown: "hi"})
 	if m.Version != Version || !validID(m.ID) || !m.Time.valid() {
