@@ -33,8 +33,8 @@ type AckDetail struct {
 	Seq, Field int
 	// Code is an HL7 table 0357 error code: 100 segment sequence error,
 	// 102 data type error, 103 table value not found, 200 unsupported
-	// message type, 203 unsupported version, 207 application internal
-	// error.
+	// message type, 202 unsupported processing ID, 203 unsupported
+	// version, 207 application internal error.
 	Code string
 	// Severity is ERR-4: E error, W warning, I information.
 	Severity string
@@ -45,7 +45,7 @@ type AckDetail struct {
 // errorCodeText names the table 0357 codes used here.
 var errorCodeText = map[string]string{
 	"100": "Segment sequence error", "102": "Data type error", "103": "Table value not found",
-	"200": "Unsupported message type", "203": "Unsupported version ID", "207": "Application internal error",
+	"200": "Unsupported message type", "202": "Unsupported processing id", "203": "Unsupported version ID", "207": "Application internal error",
 }
 
 // maxAckDetails bounds the ERR segments of one acknowledgement.

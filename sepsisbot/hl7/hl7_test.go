@@ -290,6 +290,7 @@ func TestReceiverAcknowledgesStoredResultsWithWarnings(t *testing.T) {
 func TestReceiverRejectsWhatItCannotProcess(t *testing.T) {
 	adt := strings.Replace(labORU, "ORU^R01^ORU_R01", "ADT^A01^ADT_A01", 1)
 	oldVersion := strings.Replace(labORU, "|P|2.5|", "|P|2.1|", 1)
+	training := strings.Replace(labORU, "|P|2.5|", "|T|2.5|", 1)
 	tests := []struct {
 		name string
 		msg  string
@@ -300,6 +301,7 @@ func TestReceiverRejectsWhatItCannotProcess(t *testing.T) {
 		{"garbage", "hello", &memorySink{}, AckError, "102"},
 		{"another message type", adt, &memorySink{}, AckReject, "200"},
 		{"unsupported version", oldVersion, &memorySink{}, AckReject, "203"},
+		{"training message", training, &memorySink{}, AckReject, "202"},
 		{"sink failure", labORU, &memorySink{err: errors.New("database locked")}, AckReject, "207"},
 	}
 	for _, tt := range tests {

@@ -28,6 +28,10 @@ type Receiver struct {
 	Location *time.Location
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
+	// ProcessingID is the MSH-11 processing ID accepted (HL7 table 0103:
+	// P production, T training, D debugging); "P" if empty, so that test
+	// messages of a lab system never reach real patients' state.
+	ProcessingID string
 	// Logger receives counts per message, never values; slog.Default() if
 	// nil.
 	Logger *slog.Logger
@@ -39,8 +43,8 @@ var supportedVersions = map[string]bool{"2.3": true, "2.3.1": true, "2.4": true,
 
 // HandleMessage processes one message and returns its acknowledgement:
 // AA when it was stored (with warnings in ERR segments for results that
-// were ignored), AE when it cannot be parsed, AR for another message type
-// or version or when the sink fails.
+// were ignored), AE when it cannot be parsed, AR for another message type,
+// version or processing ID, or when the sink fails.
 func (rc *Receiver) HandleMessage(ctx context.Context, raw []byte) []byte {
 	now := time.Now
 	if rc.Now != nil {
@@ -57,6 +61,13 @@ func (rc *Receiver) HandleMessage(ctx context.Context, raw []byte) []byte {
 	}
 	if v := m.MSH().Get(12, 1, 1, 1); !supportedVersions[v] {
 		return BuildAck(m, AckReject, "unsupported version", []AckDetail{{Segment: "MSH", Seq: 1, Field: 12, Code: "203", Severity: "E", Text: fmt.Sprintf("version %q", v)}}, now())
+	}
+	want := rc.ProcessingID
+	if want == "" {
+		want = "P"
+	}
+	if p := m.MSH().Get(11, 1, 1, 1); p != want {
+		return BuildAck(m, AckReject, "unsupported processing id", []AckDetail{{Segment: "MSH", Seq: 1, Field: 11, Code: "202", Severity: "E", Text: fmt.Sprintf("processing id %q, this receiver accepts %q", p, want)}}, now())
 	}
 	oru, err := ParseORU(m, rc.Location)
 	if err != nil {
