@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medicus-health/medicus/crypto/attach"
 )
 
 const (
@@ -370,6 +373,33 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 				t.Fatalf("Encode error %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAttachmentOpensWhatAttachSealed follows a file from crypto/attach
+// through an attachment message to decryption with the decoded parameters.
+func TestAttachmentOpensWhatAttachSealed(t *testing.T) {
+	plain := bytes.Repeat([]byte("DICOM? no, a wound photo. "), 10000)
+	var blob bytes.Buffer
+	sealed, err := attach.Encrypt(context.Background(), &blob, bytes.NewReader(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(&Attachment{Blob: Blob{MediaID: hex.EncodeToString(sealed.SHA256[:]), Scheme: attach.Scheme, Key: sealed.Key[:],
+		Nonce: sealed.NoncePrefix[:], SHA256: sealed.SHA256[:], Size: sealed.PlaintextSize}, MediaType: "image/jpeg", Name: "wound.jpg"})
+	enc, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := got.Body.(*Attachment)
+	var out bytes.Buffer
+	n, err := attach.Decrypt(context.Background(), &out, &blob, a.Params(), a.Hash())
+	if err != nil || n != a.Size || !bytes.Equal(out.Bytes(), plain) {
+		t.Fatalf("Decrypt = %d, %v", n, err)
 	}
 }
 

@@ -68,6 +68,20 @@ func TestFreshParametersPerFile(t *testing.T) {
 	}
 }
 
+func TestSizesAreInverse(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		n := r.Int64N(1 << 40)
+		if r.IntN(2) == 0 {
+			n = r.Int64N(4 * ChunkSize)
+		}
+		c := CiphertextSize(n)
+		if p, err := PlaintextSize(c); err != nil || p != n {
+			t.Fatalf("PlaintextSize(CiphertextSize(%d) = %d) = %d, %v", n, c, p, err)
+		}
+	}
+}
+
 func TestPlaintextSizeRefusesImpossibleSizes(t *testing.T) {
 	for _, c := range []int64{0, 1, TagSize - 1, sealedChunkSize + 1, sealedChunkSize + TagSize, 5*sealedChunkSize + 3} {
 		if _, err := PlaintextSize(c); !errors.Is(err, ErrTruncated) {
