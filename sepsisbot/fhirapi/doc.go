@@ -4,8 +4,9 @@
 //
 // The endpoint (NewHandler) implements the two interactions a sender
 // needs: create (POST [base]/Observation, FHIR R4 §3.1.0.7 "create") and
-// transaction/batch (POST [base] with a Bundle, §3.1.0.11). Requests must
-// carry the configured bearer token. Errors are OperationOutcomes with
+// transaction/batch (POST [base] with a Bundle, §3.1.0.11), plus the
+// capabilities interaction (GET [base]/metadata). Requests other than
+// capabilities must carry the configured bearer token. Errors are OperationOutcomes with
 // stable issue codes; values the bot cannot use are reported in the
 // OperationOutcome of a successful answer and otherwise ignored. The
 // endpoint does not store resources: it hands the mapped measurements to a

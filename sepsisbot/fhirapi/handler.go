@@ -72,8 +72,41 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
 }
 
+// capabilityStatement describes the endpoint (FHIR R4 §3.1.0.13
+// "capabilities"): Observation create, transaction and batch, JSON only,
+// bearer tokens.
+var capabilityStatement = map[string]any{
+	"resourceType": "CapabilityStatement",
+	"status":       "active",
+	"date":         "2026-11-29",
+	"kind":         "instance",
+	"software":     map[string]any{"name": "medicus sepsis bot"},
+	"implementation": map[string]any{
+		"description": "Receives vital signs and laboratory Observations for sepsis early warning",
+	},
+	"fhirVersion": "4.0.1",
+	"format":      []string{"application/fhir+json"},
+	"rest": []any{map[string]any{
+		"mode": "server",
+		"security": map[string]any{
+			"description": "Authorization: Bearer <token> is required for every interaction but capabilities",
+		},
+		"resource": []any{map[string]any{
+			"type":        "Observation",
+			"interaction": []any{map[string]any{"code": "create"}},
+		}},
+		"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}},
+	}},
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The capabilities interaction is open, as FHIR clients probe it
+	// before authenticating; it reveals nothing about patients.
+	if r.URL.Path == "/metadata" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		writeJSON(w, http.StatusOK, capabilityStatement)
+		return
+	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="medicus-sepsisbot"`)
 		writeError(w, http.StatusUnauthorized, "login", "a valid bearer token is required")
@@ -87,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "":
 		limit = fhirobs.MaxBundleBytes
 	default:
-		writeError(w, http.StatusNotFound, "not-supported", "only POST [base]/Observation and POST [base] are supported")
+		writeError(w, http.StatusNotFound, "not-supported", "only GET [base]/metadata, POST [base]/Observation and POST [base] are supported")
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -292,3 +292,27 @@ func TestNewHandlerRefusesAnEmptyToken(t *testing.T) {
 		t.Fatal("accepted an empty token")
 	}
 }
+
+func TestMetadataDescribesTheEndpointWithoutAToken(t *testing.T) {
+	srv := newTestServer(t, &recordingSink{})
+	resp, err := srv.Client().Get(srv.URL + "/fhir/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cs struct {
+		ResourceType string `json:"resourceType"`
+		FHIRVersion  string `json:"fhirVersion"`
+		Rest         []struct {
+			Resource []struct {
+				Type string `json:"type"`
+			} `json:"resource"`
+		} `json:"rest"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	if cs.ResourceType != "CapabilityStatement" || cs.FHIRVersion != "4.0.1" || cs.Rest[0].Resource[0].Type != "Observation" {
+		t.Fatalf("capability statement %+v", cs)
+	}
+}
