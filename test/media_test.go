@@ -122,6 +122,7 @@ func TestTURNRelayOnlyCallAndExpiredCredentials(t *testing.T) {
 	}
 	opened := make(chan struct{})
 	dc.OnOpen(func() { close(opened) })
+	start := time.Now()
 	offer := gather(t, a, true)
 	if !strings.Contains(offer.SDP, "typ relay") || strings.Contains(offer.SDP, "typ host") {
 		t.Fatalf("relay-only offer has other candidates:\n%s", offer.SDP)
@@ -155,7 +156,7 @@ func TestTURNRelayOnlyCallAndExpiredCredentials(t *testing.T) {
 	if pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Remote.Typ != webrtc.ICECandidateTypeRelay {
 		t.Fatalf("selected pair %s", pair)
 	}
-	t.Logf("selected candidate pair: %s", pair)
+	t.Logf("connected through the relay %v after the offer was made; selected candidate pair: %s", time.Since(start).Round(time.Millisecond), pair)
 
 	// Expired: signed with the right secret, expiry one minute ago.
 	user, pass := turn.RESTCredentials([]byte(turnSecret), alice.UserID, time.Now().Add(-time.Minute))

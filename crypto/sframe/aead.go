@@ -9,16 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"sync"
 )
 
 // ctrHMAC is the encrypt-then-MAC AEAD of RFC 9605 §4.5.1: AES in counter
 // mode keyed with the first Nka bytes of the key, authenticated by HMAC
 // keyed with the remaining Nh bytes, the tag truncated to Nt bytes.
 type ctrHMAC struct {
-	block   cipher.Block
-	authKey []byte
-	hash    func() hash.Hash
-	nn, nt  int
+	block  cipher.Block
+	macs   sync.Pool // of hash.Hash: HMACs keyed with the auth key, reset before use
+	nn, nt int
 }
 
 var errOpen = errors.New("sframe: message authentication failed")
@@ -39,7 +39,10 @@ func newAEAD(p params, key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ctrHMAC{block: block, authKey: append([]byte(nil), key[p.nka:]...), hash: p.hash, nn: p.nn, nt: p.nt}, nil
+	authKey := append([]byte(nil), key[p.nka:]...)
+	a := &ctrHMAC{block: block, nn: p.nn, nt: p.nt}
+	a.macs.New = func() any { return hmac.New(p.hash, authKey) }
+	return a, nil
 }
 
 func (a *ctrHMAC) NonceSize() int { return a.nn }
@@ -48,7 +51,9 @@ func (a *ctrHMAC) Overhead() int  { return a.nt }
 // tag is compute_tag of §4.5.1: HMAC over the three 8-byte big-endian
 // lengths of aad, ciphertext and tag, then the nonce, aad and ciphertext.
 func (a *ctrHMAC) tag(dst, nonce, aad, ct []byte) []byte {
-	m := hmac.New(a.hash, a.authKey)
+	m := a.macs.Get().(hash.Hash)
+	defer a.macs.Put(m)
+	m.Reset()
 	var lens [24]byte
 	binary.BigEndian.PutUint64(lens[0:], uint64(len(aad)))
 	binary.BigEndian.PutUint64(lens[8:], uint64(len(ct)))
