@@ -102,7 +102,7 @@ func (s *Session) uploadEncrypted(ctx context.Context, roomID string, src io.Rea
 	if resp.MediaID != hex.EncodeToString(sealed.SHA256[:]) {
 		return content.Blob{}, fmt.Errorf("the homeserver stored a blob with hash %s, not the one sent", resp.MediaID)
 	}
-	return content.Blob{MediaID: resp.MediaID, Scheme: attach.Scheme, Key: sealed.Key[:], Nonce: sealed.NoncePrefix[:],
+	return content.Blob{MediaID: resp.MediaID, Server: serverOf(s.prof.UserID), Scheme: attach.Scheme, Key: sealed.Key[:], Nonce: sealed.NoncePrefix[:],
 		SHA256: sealed.SHA256[:], Size: size}, nil
 }
 
@@ -131,7 +131,7 @@ func (s *Session) Download(ctx context.Context, roomID string, seq int64, outPat
 	if err != nil {
 		return nil, err
 	}
-	return a, s.downloadBlob(ctx, &a.Blob, outPath)
+	return a, s.downloadBlob(ctx, roomID, &a.Blob, outPath)
 }
 
 // DownloadThumbnail decrypts the thumbnail of the attachment at seq.
@@ -143,7 +143,7 @@ func (s *Session) DownloadThumbnail(ctx context.Context, roomID string, seq int6
 	if a.Thumbnail == nil {
 		return nil, fmt.Errorf("attachment %d of %s has no thumbnail", seq, roomID)
 	}
-	body, err := s.api.OpenMedia(ctx, a.Thumbnail.MediaID, -1, -1)
+	body, err := s.api.OpenMediaFrom(ctx, a.Thumbnail.MediaID, roomID, a.Thumbnail.Server, -1, -1)
 	if err != nil {
 		return nil, fmt.Errorf("download thumbnail: %w", err)
 	}
@@ -155,8 +155,8 @@ func (s *Session) DownloadThumbnail(ctx context.Context, roomID string, seq int6
 	return buf.Bytes(), nil
 }
 
-func (s *Session) downloadBlob(ctx context.Context, b *content.Blob, outPath string) error {
-	body, err := s.api.OpenMedia(ctx, b.MediaID, -1, -1)
+func (s *Session) downloadBlob(ctx context.Context, roomID string, b *content.Blob, outPath string) error {
+	body, err := s.api.OpenMediaFrom(ctx, b.MediaID, roomID, b.Server, -1, -1)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", b.MediaID, err)
 	}
@@ -177,4 +177,10 @@ func (s *Session) downloadBlob(ctx context.Context, b *content.Blob, outPath str
 		return fmt.Errorf("decrypt %s: %w", b.MediaID, err)
 	}
 	return os.Rename(tmp.Name(), outPath)
+}
+
+// serverOf returns the server part of a user id.
+func serverOf(userID string) string {
+	_, s, _ := strings.Cut(userID, ":")
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/medicus-health/medicus/server/sfu"
@@ -72,6 +73,23 @@ type Config struct {
 	// empty means every interface.
 	SFUIP string `toml:"sfu_ip"`
 
+	// FederationListen is the host:port of the server-to-server API
+	// (mutually authenticated TLS 1.3); empty disables federation.
+	FederationListen string `toml:"federation_listen"`
+	// FederationCertFile and FederationKeyFile are this server's
+	// certificate from the federation CA (medicus pki issue) and its key.
+	FederationCertFile string `toml:"federation_cert_file"`
+	FederationKeyFile  string `toml:"federation_key_file"`
+	// FederationCAFile is the federation CA certificate; FederationCRLFile
+	// its revocation list (optional).
+	FederationCAFile  string `toml:"federation_ca_file"`
+	FederationCRLFile string `toml:"federation_crl_file"`
+	// FederationPeers lists the servers this one federates with, as
+	// "name=host:port": the allow-list and where to reach each.
+	FederationPeers []string `toml:"federation_peers"`
+	// FederationBlocked lists server names refused even if listed as peers.
+	FederationBlocked []string `toml:"federation_blocked"`
+
 	// sfuTest adjusts the SFU's configuration in tests (virtual network,
 	// packet tap). A pointer keeps Config comparable.
 	sfuTest *func(*sfu.Config)
@@ -97,6 +115,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // default except the server name and the file locations.
 func DefaultConfig() Config {
 	return Config{
+		FederationPeers:         []string{},
+		FederationBlocked:       []string{},
 		Listen:                  "127.0.0.1:8443",
 		MaxMessageBytes:         1 << 20,
 		MaxMediaBytes:           100 << 20,
@@ -158,5 +178,41 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("sync_ring_events must be positive"))
 	}
 	errs = append(errs, c.validateMedia()...)
+	errs = append(errs, c.validateFederation()...)
 	return errors.Join(errs...)
+}
+
+func (c Config) validateFederation() []error {
+	if c.FederationListen == "" {
+		return nil
+	}
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.FederationListen); err != nil {
+		errs = append(errs, fmt.Errorf("federation_listen %q: %w", c.FederationListen, err))
+	}
+	for key, v := range map[string]string{"federation_cert_file": c.FederationCertFile, "federation_key_file": c.FederationKeyFile, "federation_ca_file": c.FederationCAFile} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set, but federation_listen is", key))
+		}
+	}
+	if _, err := c.federationPeers(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// federationPeers parses FederationPeers into name → address.
+func (c Config) federationPeers() (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range c.FederationPeers {
+		name, addr, ok := strings.Cut(p, "=")
+		if !ok || !ValidServerName(name) || name == c.ServerName {
+			return nil, fmt.Errorf("federation_peers entry %q is not \"server.name=host:port\" of another server", p)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("federation_peers entry %q: %w", p, err)
+		}
+		out[name] = addr
+	}
+	return out, nil
 }

@@ -79,18 +79,36 @@ func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c calle
 		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed device id"))
 		return
 	}
-	target, err := s.localUser(r, req.UserID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if c.User.Role == proto.RolePatient && target.ID != c.User.ID {
+	if c.User.Role == proto.RolePatient && req.UserID != c.User.ID {
 		// Claiming is the first step of adding someone to a group, which
 		// patients may not do (and it would let them drain key packages).
 		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "patients cannot claim other users' key packages"))
 		return
 	}
-	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID, req.DeviceID)
+	if peer, remote := s.remoteUser(req.UserID); remote {
+		// A user of another server: that server hands out its key packages.
+		var resp proto.ClaimKeyPackagesResponse
+		err := s.fed.client.Do(r.Context(), peer, http.MethodPost, "/fed/v1/keys/claim",
+			proto.FedClaimRequest{Requester: c.User.ID, UserID: req.UserID, DeviceID: req.DeviceID}, &resp)
+		if err != nil {
+			s.fail(w, r, remoteErr(err))
+			return
+		}
+		s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: "key_package_claim", Target: req.UserID, Address: clientAddress(r)})
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	target, err := s.localUser(r, req.UserID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.claimFor(w, r, c.User.ID, c.Device.DeviceID, clientAddress(r), target, req.DeviceID)
+}
+
+// claimFor claims key packages of a local user for requester.
+func (s *Server) claimFor(w http.ResponseWriter, r *http.Request, requester, requesterDevice, address string, target store.User, deviceID string) {
+	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID, deviceID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -103,8 +121,27 @@ func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c calle
 	for _, kp := range kps {
 		resp.KeyPackages = append(resp.KeyPackages, proto.ClaimedKeyPackage{DeviceID: kp.DeviceID, KeyPackage: kp.Data, LastResort: kp.LastResort})
 	}
-	s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: "key_package_claim", Target: target.ID, Address: clientAddress(r)})
+	s.audit(r.Context(), store.AuditEntry{Actor: requester, DeviceID: requesterDevice, Action: "key_package_claim", Target: target.ID, Address: address})
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// remoteUser reports whether userID belongs to an allowed peer server (and
+// which); users of this server and malformed ids are not remote.
+func (s *Server) remoteUser(userID string) (string, bool) {
+	if s.fed == nil {
+		return "", false
+	}
+	_, server, err := ParseUserID(userID, s.cfg.ServerName)
+	if err != nil || server == s.cfg.ServerName || !s.fed.trust.Allowed(server) {
+		return "", false
+	}
+	return server, true
+}
+
+// remoteDeviceMessage is a device message for another server's device.
+type remoteDeviceMessage struct {
+	peer string
+	msg  proto.FedDeviceMessage
 }
 
 // maxDeviceMessagesPerRequest bounds one send_to_device request.
@@ -127,12 +164,22 @@ func (s *Server) handleSendToDevice(w http.ResponseWriter, r *http.Request, c ca
 	}
 	now := time.Now()
 	msgs := make([]store.DeviceMessage, 0, len(req.Messages))
+	var remoteMsgs []remoteDeviceMessage
 	var total int64
 	for _, m := range req.Messages {
 		total += int64(len(m.Body))
 		if !kindRE.MatchString(m.Kind) {
 			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "invalid message kind"))
 			return
+		}
+		if peer, remote := s.remoteUser(m.UserID); remote {
+			if !deviceIDRE.MatchString(m.DeviceID) {
+				s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed device id"))
+				return
+			}
+			remoteMsgs = append(remoteMsgs, remoteDeviceMessage{peer, proto.FedDeviceMessage{Txn: txn, Sender: c.User.ID, SenderDevice: c.Device.DeviceID,
+				UserID: m.UserID, DeviceID: m.DeviceID, Kind: m.Kind, Body: m.Body}})
+			continue
 		}
 		local, server, err := ParseUserID(m.UserID, s.cfg.ServerName)
 		if err != nil || server != s.cfg.ServerName {
@@ -161,6 +208,18 @@ func (s *Server) handleSendToDevice(w http.ResponseWriter, r *http.Request, c ca
 			s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNotFound, "no device %s of %s", m.TargetDevice, m.TargetUser))
 			return
 		}
+	}
+	// Messages for other servers' devices go through the durable
+	// federation queue; that server checks the device exists.
+	for _, m := range remoteMsgs {
+		if err := s.store.EnqueueFederation(r.Context(), m.peer, proto.FedItem{Kind: proto.FedItemDeviceMessage, DeviceMessage: &m.msg}); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if len(msgs) == 0 {
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
 	}
 	if err := s.store.QueueDeviceMessages(r.Context(), msgs, s.cfg.MaxQueuedDeviceMessages); err != nil {
 		if errors.Is(err, store.ErrQuota) {

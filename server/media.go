@@ -32,6 +32,23 @@ func newMediaStore(dir string) (*mediaStore, error) {
 
 func (m *mediaStore) path(sha string) string { return filepath.Join(m.dir, sha[:2], sha) }
 
+// adopt moves a complete, hash-checked file into the store at its address.
+func (m *mediaStore) adopt(path, sha string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("sync fetched media: %w", err)
+	}
+	if err := ensureDir(filepath.Dir(m.path(sha))); err != nil {
+		return err
+	}
+	return os.Rename(path, m.path(sha))
+}
+
 // put streams r to a temporary file while hashing it, fsyncs it, and renames
 // it to its content address. It never holds the blob in memory.
 func (m *mediaStore) put(r io.Reader) (sha string, size int64, err error) {
@@ -108,6 +125,14 @@ func (s *Server) handleDownloadMedia(w http.ResponseWriter, r *http.Request, c c
 	// Non-members get the same answer as for absent media, so they cannot
 	// probe which blobs exist.
 	md, err := s.store.MediaForMember(r.Context(), sha, c.User.ID)
+	if origin := r.URL.Query().Get("server"); errors.Is(err, store.ErrNotFound) && origin != "" && origin != s.cfg.ServerName {
+		// A blob posted on another server: fetch it over federation for a
+		// member of the room it was posted in, then serve it from here.
+		if md, err = s.fetchForMember(r, c, sha, origin); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNotFound, "no such media, or not a member of a room it was posted in"))
 		return
@@ -153,4 +178,21 @@ func (w *rangeErrorWriter) Write(b []byte) (int, error) {
 		return len(b), nil // the plain-text body is replaced by the JSON error
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// fetchForMember copies a blob from origin, where it was posted in the room
+// named by the request, once the caller is a joined member of that room.
+func (s *Server) fetchForMember(r *http.Request, c caller, sha, origin string) (store.Media, error) {
+	roomID := r.URL.Query().Get("room")
+	if s.fed == nil || !s.fed.trust.Allowed(origin) || !roomIDRE.MatchString(roomID) {
+		return store.Media{}, errorf(http.StatusNotFound, proto.ErrNotFound, "no such media, or not a member of a room it was posted in")
+	}
+	m, err := s.store.Member(r.Context(), roomID, c.User.ID)
+	if err != nil || m.Membership != proto.MembershipJoin {
+		return store.Media{}, errorf(http.StatusNotFound, proto.ErrNotFound, "no such media, or not a member of a room it was posted in")
+	}
+	if err := s.fetchRemoteMedia(r.Context(), origin, sha, roomID); err != nil {
+		return store.Media{}, err
+	}
+	return s.store.MediaForMember(r.Context(), sha, c.User.ID)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -101,6 +102,11 @@ func (s *Server) targetUser(w http.ResponseWriter, r *http.Request) (store.User,
 	if err := decodeJSON(w, r, 16<<10, &req); err != nil {
 		return store.User{}, err
 	}
+	if _, remote := s.remoteUser(req.UserID); remote {
+		// A user of a federated server: it has no account here; its own
+		// server vouches for it when it acts.
+		return store.User{ID: req.UserID}, nil
+	}
 	return s.localUser(r, req.UserID)
 }
 
@@ -142,6 +148,13 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c caller) 
 		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "user is disabled"))
 		return
 	}
+	if _, remote, err := s.remoteHub(r.PathValue("room")); remote {
+		if err == nil {
+			err = errorf(http.StatusForbidden, proto.ErrForbidden, "only moderators on the room's hub %s invite", hubOf(r.PathValue("room")))
+		}
+		s.fail(w, r, err)
+		return
+	}
 	s.membershipChange(w, r, c, target.ID, proto.MembershipInvite, proto.RoomRoleMember, "room_invite", func(actor, t store.Member) error {
 		if actor.Membership != proto.MembershipJoin || actor.RoomRole != proto.RoomRoleModerator {
 			return errNotModerator
@@ -153,25 +166,69 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c caller) 
 	})
 }
 
+// checkJoin allows a join only on invitation.
+func checkJoin(actor, _ store.Member) error {
+	if actor.Membership == proto.MembershipJoin {
+		return errorf(http.StatusConflict, proto.ErrConflict, "already joined")
+	}
+	if actor.Membership != proto.MembershipInvite {
+		return errorf(http.StatusForbidden, proto.ErrForbidden, "rooms can only be joined on invitation")
+	}
+	return nil
+}
+
+// checkLeave allows members and invitees to leave.
+func checkLeave(actor, _ store.Member) error {
+	if actor.Membership != proto.MembershipJoin && actor.Membership != proto.MembershipInvite {
+		return errorf(http.StatusForbidden, proto.ErrForbidden, "not a member of the room")
+	}
+	return nil
+}
+
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request, c caller) {
-	s.membershipChange(w, r, c, c.User.ID, proto.MembershipJoin, proto.RoomRoleMember, "room_join", func(actor, _ store.Member) error {
-		if actor.Membership == proto.MembershipJoin {
-			return errorf(http.StatusConflict, proto.ErrConflict, "already joined")
-		}
-		if actor.Membership != proto.MembershipInvite {
-			return errorf(http.StatusForbidden, proto.ErrForbidden, "rooms can only be joined on invitation")
-		}
-		return nil
-	})
+	if s.forwardMembership(w, r, c, "join") {
+		return
+	}
+	s.membershipChange(w, r, c, c.User.ID, proto.MembershipJoin, proto.RoomRoleMember, "room_join", checkJoin)
 }
 
 func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request, c caller) {
-	s.membershipChange(w, r, c, c.User.ID, proto.MembershipLeave, proto.RoomRoleMember, "room_leave", func(actor, _ store.Member) error {
-		if actor.Membership != proto.MembershipJoin && actor.Membership != proto.MembershipInvite {
-			return errorf(http.StatusForbidden, proto.ErrForbidden, "not a member of the room")
+	if s.forwardMembership(w, r, c, "leave") {
+		return
+	}
+	s.membershipChange(w, r, c, c.User.ID, proto.MembershipLeave, proto.RoomRoleMember, "room_leave", checkLeave)
+}
+
+// forwardMembership sends a local user's join or leave of a room hosted
+// elsewhere to its hub and waits for the event to arrive here. It returns
+// false for rooms this server hosts.
+func (s *Server) forwardMembership(w http.ResponseWriter, r *http.Request, c caller, action string) bool {
+	roomID := r.PathValue("room")
+	hub, remote, err := s.remoteHub(roomID)
+	if !remote {
+		return false
+	}
+	if err == nil && !roomIDRE.MatchString(roomID) {
+		err = errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed room id")
+	}
+	var resp proto.FedMembershipResponse
+	if err == nil {
+		err = s.fed.client.Do(r.Context(), hub, http.MethodPost, "/fed/v1/rooms/"+url.PathEscape(roomID)+"/membership",
+			proto.FedMembershipRequest{Actor: c.User.ID, Action: action}, &resp)
+		if err != nil {
+			err = remoteErr(err)
 		}
-		return nil
-	})
+	}
+	if err == nil {
+		err = s.waitSeq(r.Context(), roomID, resp.Seq)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return true
+	}
+	s.audit(r.Context(), store.AuditEntry{Actor: c.User.ID, DeviceID: c.Device.DeviceID, Action: "room_" + action, Target: roomID, Address: clientAddress(r)})
+	writeJSON(w, http.StatusOK, struct{}{})
+	return true
 }
 
 func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request, c caller) {
@@ -215,14 +272,44 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c caller) {
 		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed room id"))
 		return
 	}
-	// The append checks membership in its transaction, so the hot path
-	// reads nothing else; only a refusal looks up whether the room exists.
 	a := store.Append{RoomID: roomID, Sender: c.User.ID, DeviceID: c.Device.DeviceID, TxnID: txn, Kind: req.Kind, Body: req.Body}
 	if req.Kind == proto.KindMLSCommit && req.Epoch == nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "an mls-commit needs the epoch it was made in"))
 		return
 	}
 	a.Epoch = req.Epoch
+	if hub, remote, err := s.remoteHub(roomID); remote {
+		if err == nil {
+			err = s.forwardSend(r, hub, a, w)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+		}
+		return
+	}
+	s.appendMessage(w, r, a)
+}
+
+// forwardSend submits a local member's message to the room's hub, which
+// sequences it, and answers once the event has arrived here too.
+func (s *Server) forwardSend(r *http.Request, hub string, a store.Append, w http.ResponseWriter) error {
+	var resp proto.SendResponse
+	err := s.fed.client.Do(r.Context(), hub, http.MethodPut, "/fed/v1/rooms/"+url.PathEscape(a.RoomID)+"/submit/"+url.PathEscape(a.TxnID),
+		proto.FedSubmitRequest{Sender: a.Sender, DeviceID: a.DeviceID, Kind: a.Kind, Body: a.Body, Epoch: a.Epoch}, &resp)
+	if err != nil {
+		return remoteErr(err)
+	}
+	if err := s.waitSeq(r.Context(), a.RoomID, resp.Seq); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, proto.SendResponse{Seq: resp.Seq})
+	return nil
+}
+
+// appendMessage sequences a message in a room this server hosts.
+func (s *Server) appendMessage(w http.ResponseWriter, r *http.Request, a store.Append) {
+	// The append checks membership in its transaction, so the hot path
+	// reads nothing else; only a refusal looks up whether the room exists.
 	ev, _, err := s.store.AppendMessage(r.Context(), a)
 	var stale *store.StaleEpochError
 	if errors.As(err, &stale) {
@@ -231,6 +318,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	if errors.Is(err, store.ErrForbidden) {
+		r.SetPathValue("room", a.RoomID)
 		if _, err := s.roomFromPath(r); err != nil {
 			s.fail(w, r, err)
 			return

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medicus-health/medicus/federation"
 	"github.com/medicus-health/medicus/proto"
 	"github.com/medicus-health/medicus/server/hub"
 	"github.com/medicus-health/medicus/server/sfu"
@@ -41,6 +42,7 @@ type Server struct {
 	limits *loginLimiter
 	auth   *authCache
 	turn   *turn.Server // nil unless turn_listen is set
+	fed    *fed         // nil unless federation_listen is set
 	sfu    *sfu.SFU
 	// mediaClosed makes closeMedia run once.
 	mediaClosed sync.Once
@@ -85,7 +87,25 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	// The hub is created after the store knows its latest position, but the
 	// store needs the hub's Publish as its commit hook: bind through s.
-	db, err := sqlite.Open(cfg.DatabaseFile, sqlite.Options{Logger: logger, OnCommit: func(evs []proto.Event) { s.hub.Publish(evs) }})
+	if cfg.FederationListen != "" {
+		if s.fed, err = newFed(cfg, logger); err != nil {
+			return nil, err
+		}
+	}
+	opts := sqlite.Options{Logger: logger, ServerName: cfg.ServerName, OnCommit: func(evs []proto.Event) {
+		s.hub.Publish(evs)
+		if s.fed != nil {
+			s.fed.committed()
+		}
+	}}
+	if s.fed != nil {
+		opts.OnFederate = func(dests []string) {
+			for _, d := range dests {
+				s.fed.sender.Notify(d)
+			}
+		}
+	}
+	db, err := sqlite.Open(cfg.DatabaseFile, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +116,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.store = db
 	s.hub = hub.New(cfg.SyncRingEvents, last)
+	if s.fed != nil {
+		s.fed.sender = federation.NewSender(outbox{db}, s.fed.client, federation.SenderConfig{Logger: logger})
+	}
 	if err := s.startMedia(); err != nil {
 		db.Close()
 		return nil, err
@@ -149,6 +172,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	stopFed := func() error { return nil }
+	if s.fed != nil {
+		var err error
+		if stopFed, err = s.serveFederation(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
 	s.log.Info("homeserver listening", "server_name", s.cfg.ServerName, "addr", ln.Addr().String())
@@ -163,13 +194,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	fedErr := stopFed()
 	mediaErr := s.closeMedia()
 	s.sessions.Wait()
 	closeErr := s.store.Close()
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	if err := errors.Join(serveErr, shutdownErr, mediaErr, closeErr); err != nil {
+	if err := errors.Join(serveErr, shutdownErr, fedErr, mediaErr, closeErr); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("homeserver stopped cleanly")
@@ -212,6 +244,8 @@ type apiError struct {
 	status  int
 	code    string
 	message string
+	// currentEpoch goes with proto.ErrStaleEpoch.
+	currentEpoch *uint64
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -226,6 +260,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &ae) && ae.currentEpoch != nil:
+		writeJSON(w, ae.status, proto.Error{Code: ae.code, Message: ae.message, CurrentEpoch: ae.currentEpoch})
 	case errors.As(err, &ae):
 		writeError(w, ae.status, ae.code, ae.message)
 	case errors.As(err, &mbe):

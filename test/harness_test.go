@@ -87,8 +87,14 @@ func medicus(t testing.TB, stdin string, args ...string) string {
 // file before the first start (nil for none).
 func newHomeserver(t testing.TB, name string, edit func(config string) string) *homeserver {
 	t.Helper()
+	return newHomeserverWith(t, name, nil, edit)
+}
+
+// newHomeserverWith is newHomeserver with further `server init` arguments.
+func newHomeserverWith(t testing.TB, name string, initArgs []string, edit func(config string) string) *homeserver {
+	t.Helper()
 	hs := &homeserver{t: t, dir: filepath.Join(t.TempDir(), name), name: name, addr: freeAddr(t)}
-	out := medicus(t, "", "server", "init", "--dir", hs.dir, "--name", name, "--listen", hs.addr)
+	out := medicus(t, "", append([]string{"server", "init", "--dir", hs.dir, "--name", name, "--listen", hs.addr}, initArgs...)...)
 	if !strings.Contains(out, filepath.Join(hs.dir, "ca.pem")) {
 		t.Fatalf("server init did not print the ca.pem path:\n%s", out)
 	}

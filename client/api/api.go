@@ -307,7 +307,18 @@ var ErrRangeIgnored = errors.New("server did not answer the requested byte range
 // is an *Error; a range answered with anything but that range is
 // ErrRangeIgnored.
 func (c *Client) OpenMedia(ctx context.Context, mediaID string, from, to int64) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/media/"+url.PathEscape(mediaID), nil), nil)
+	return c.OpenMediaFrom(ctx, mediaID, "", "", from, to)
+}
+
+// OpenMediaFrom is OpenMedia for a blob that was posted in room on the
+// homeserver origin: if origin is another server, this homeserver fetches
+// it from there over federation for a member of room.
+func (c *Client) OpenMediaFrom(ctx context.Context, mediaID, room, origin string, from, to int64) (io.ReadCloser, error) {
+	var q url.Values
+	if origin != "" {
+		q = url.Values{"room": {room}, "server": {origin}}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/media/"+url.PathEscape(mediaID), q), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,11 @@ func serverInitCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.TLSCertFile, "tls-cert", "", "use this PEM certificate chain instead of a local CA's")
 	cmd.Flags().StringVar(&opts.TLSKeyFile, "tls-key", "", "the key of --tls-cert")
 	cmd.Flags().StringVar(&opts.CACertFile, "tls-ca", "", "CA certificate clients must trust for --tls-cert (copied to ca.pem)")
+	cmd.Flags().StringVar(&opts.FederationListen, "federation-listen", "", "server-to-server address; enables federation")
+	cmd.Flags().StringVar(&opts.FederationCertDir, "federation-cert-dir", "", "directory written by `medicus pki issue` for this server")
+	cmd.Flags().StringVar(&opts.FederationCA, "federation-ca", "", "federation CA certificate")
+	cmd.Flags().StringVar(&opts.FederationCRL, "federation-crl", "", "federation CA revocation list (crl.pem)")
+	cmd.Flags().StringArrayVar(&opts.FederationPeers, "peer", nil, "a peer server as name=host:port (repeatable)")
 	cmd.MarkFlagRequired("dir")
 	cmd.MarkFlagRequired("name")
 	return cmd

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -40,7 +41,26 @@ type InitOptions struct {
 	// CACertFile is the CA certificate that clients must trust for an
 	// operator-supplied certificate; copied to DIR/ca.pem.
 	CACertFile string
+
+	// FederationListen, if set, enables federation on that address with
+	// the certificate and key in FederationCertDir (as written by
+	// `medicus pki issue`), copied into the directory, and the federation
+	// CA certificate FederationCA (copied). FederationCRL is the path of
+	// the CA's revocation list, read where it is (the CA updates it).
+	// FederationPeers are "name=host:port" entries.
+	FederationListen  string
+	FederationCertDir string
+	FederationCA      string
+	FederationCRL     string
+	FederationPeers   []string
 }
+
+// Files of a homeserver's federation identity.
+const (
+	fedCertFile = "federation.pem"
+	fedKeyFile  = "federation-key.pem"
+	fedCAFile   = "federation-ca.pem"
+)
 
 // Init creates a homeserver directory. It refuses a directory that already
 // holds a config file.
@@ -85,6 +105,36 @@ func Init(dir, serverName, listen string, opts InitOptions) (server.Config, erro
 	cfg.ServerName = serverName
 	cfg.Listen = listen
 	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.DatabaseFile, cfg.MediaDir = certFile, keyFile, dbFile, mediaDir
+	if opts.FederationListen != "" {
+		if opts.FederationCertDir == "" || opts.FederationCA == "" {
+			return server.Config{}, errors.New("federation needs the directory of this server's federation certificate and the federation CA")
+		}
+		for _, c := range []struct {
+			src, dst string
+			mode     os.FileMode
+		}{
+			{filepath.Join(opts.FederationCertDir, pki.FederationCertFile), fedCertFile, 0o644},
+			{filepath.Join(opts.FederationCertDir, pki.FederationKeyFile), fedKeyFile, 0o600},
+			{opts.FederationCA, fedCAFile, 0o644},
+		} {
+			if err := copyFile(c.src, filepath.Join(dir, c.dst), c.mode); err != nil {
+				return server.Config{}, err
+			}
+		}
+		if _, err := tls.LoadX509KeyPair(filepath.Join(dir, fedCertFile), filepath.Join(dir, fedKeyFile)); err != nil {
+			return server.Config{}, fmt.Errorf("federation certificate: %w", err)
+		}
+		cfg.FederationListen, cfg.FederationCertFile, cfg.FederationKeyFile, cfg.FederationCAFile = opts.FederationListen, fedCertFile, fedKeyFile, fedCAFile
+		if opts.FederationCRL != "" {
+			if cfg.FederationCRLFile, err = filepath.Abs(opts.FederationCRL); err != nil {
+				return server.Config{}, err
+			}
+		}
+		cfg.FederationPeers = append([]string{}, opts.FederationPeers...)
+		if err := cfg.Validate(); err != nil {
+			return server.Config{}, err
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(configText(cfg)), 0o600); err != nil {
 		return server.Config{}, fmt.Errorf("write config: %w", err)
 	}
@@ -174,6 +224,8 @@ func resolve(dir string, cfg server.Config) server.Config {
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = abs(cfg.TLSCertFile), abs(cfg.TLSKeyFile)
 	cfg.DatabaseFile, cfg.MediaDir = abs(cfg.DatabaseFile), abs(cfg.MediaDir)
+	cfg.FederationCertFile, cfg.FederationKeyFile = abs(cfg.FederationCertFile), abs(cfg.FederationKeyFile)
+	cfg.FederationCAFile, cfg.FederationCRLFile = abs(cfg.FederationCAFile), abs(cfg.FederationCRLFile)
 	return cfg
 }
 
@@ -262,9 +314,40 @@ sfu_keyframe_interval = %[24]q
 
 # The only local IP the SFU offers ICE candidates on; empty: every interface.
 sfu_ip = %[25]q
+
+# Federation with other hospitals' homeservers (docs/federation.md): the
+# server-to-server address (mutually authenticated TLS 1.3); empty disables
+# federation. The certificate and key are this server's from the federation
+# CA ("medicus pki issue"); its DNS name must be server_name.
+federation_listen = %[26]q
+federation_cert_file = %[27]q
+federation_key_file = %[28]q
+
+# The federation CA certificate, and its revocation list ("medicus pki
+# revoke" updates it; the server reads it at start).
+federation_ca_file = %[29]q
+federation_crl_file = %[30]q
+
+# The peers this server federates with, as "server.name=host:port": the
+# allow-list (like a national federation list) and where to reach each.
+# Servers not listed, or listed in federation_blocked, are refused at the
+# TLS handshake.
+federation_peers = %[31]s
+federation_blocked = %[32]s
 `, c.ServerName, c.Listen, c.TLSCertFile, c.TLSKeyFile, c.DatabaseFile, c.MediaDir, c.MaxMessageBytes, c.MaxMediaBytes,
 		c.LoginFailuresPerMinute, c.LoginFailureBurst, c.MaxKeyPackagesPerDevice, c.MaxKeyPackagesPerUpload, c.SyncRingEvents,
 		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String(), c.MaxQueuedDeviceMessages, c.SyncPingInterval.String(),
 		c.TURNListen, c.TURNRelayIP, c.TURNPublicHost, c.TURNSharedSecret, c.TURNCredentialTTL.String(),
-		c.SFUMaxParticipants, c.SFUKeyframeInterval.String(), c.SFUIP)
+		c.SFUMaxParticipants, c.SFUKeyframeInterval.String(), c.SFUIP,
+		c.FederationListen, c.FederationCertFile, c.FederationKeyFile, c.FederationCAFile, c.FederationCRLFile,
+		tomlStrings(c.FederationPeers), tomlStrings(c.FederationBlocked))
+}
+
+// tomlStrings writes a TOML array of strings.
+func tomlStrings(v []string) string {
+	q := make([]string, len(v))
+	for i, s := range v {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

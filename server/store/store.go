@@ -153,6 +153,7 @@ type AuditEntry struct {
 // Store is the persistence interface of the homeserver. Every method is safe
 // for concurrent use. Writes that return without error are durable.
 type Store interface {
+	Federation
 	CreateUser(ctx context.Context, u User) error
 	User(ctx context.Context, id string) (User, error)
 	Users(ctx context.Context) ([]User, error)
@@ -220,4 +221,47 @@ type Store interface {
 	AuditLog(ctx context.Context, limit int) ([]AuditEntry, error)
 
 	Close() error
+}
+
+// FedOutbound is one item of a federation destination's durable queue.
+type FedOutbound struct {
+	ID   int64
+	Item proto.FedItem
+}
+
+// GapError refuses a followed room's event that does not follow the last
+// stored one: events from the hub must arrive in order.
+type GapError struct {
+	Last int64 // the room's last stored sequence number
+	Got  int64 // the refused event's
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("store: event %d does not follow %d", e.Got, e.Last)
+}
+
+// Federation is the part of the store that federation uses.
+type Federation interface {
+	// EnqueueFederation queues an item for a destination.
+	EnqueueFederation(ctx context.Context, dest string, item proto.FedItem) error
+	// FederationDestinations, FederationPending and FederationDelivered
+	// drain the queue (see federation.Outbox).
+	FederationDestinations(ctx context.Context) ([]string, error)
+	FederationPending(ctx context.Context, dest string, limit int) ([]FedOutbound, error)
+	FederationDelivered(ctx context.Context, dest string, upTo int64) error
+	// FederationBacklog counts queued items per destination.
+	FederationBacklog(ctx context.Context) (map[string]int, error)
+	// ApplyRemoteEvent stores a followed room's event from its hub; it
+	// reports whether the event was new, and fails with a *GapError if it
+	// does not follow the last one.
+	ApplyRemoteEvent(ctx context.Context, hub string, ev proto.Event) (bool, error)
+	// DeliverRemoteDeviceMessage queues a device message from origin for a
+	// local device, once.
+	DeliverRemoteDeviceMessage(ctx context.Context, origin string, m proto.FedDeviceMessage) (bool, error)
+	// RecordRemoteMedia notes that a blob fetched from origin belongs to a room.
+	RecordRemoteMedia(ctx context.Context, sha, roomID, origin string, size int64) error
+	// MediaInRoom returns a blob's record if it was posted in the room.
+	MediaInRoom(ctx context.Context, sha256, roomID string) (Media, error)
+	// ServerHasMember reports whether a user of server is invited or joined.
+	ServerHasMember(ctx context.Context, roomID, server string) (bool, error)
 }

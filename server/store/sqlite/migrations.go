@@ -102,6 +102,22 @@ CREATE TABLE audit_log (
 	// 2: the hub's MLS epoch per room, so that it accepts exactly one
 	// commit per epoch (DESIGN.md, principle 3).
 	`ALTER TABLE rooms ADD COLUMN mls_epoch INTEGER NOT NULL DEFAULT 0;`,
+	// 3: federation — rooms with members on other servers fan out through a
+	// durable outbound queue per destination (docs/federation.md).
+	`ALTER TABLE rooms ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE fed_outbound (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	destination TEXT NOT NULL,
+	item        BLOB NOT NULL,
+	created     INTEGER NOT NULL
+);
+CREATE INDEX fed_outbound_by_destination ON fed_outbound(destination, id);
+CREATE TABLE media_remote (
+	sha256  TEXT NOT NULL,
+	room_id TEXT NOT NULL,
+	origin  TEXT NOT NULL,
+	PRIMARY KEY (sha256, room_id)
+);`,
 }
 
 func migrate(db *sql.DB) error {

@@ -16,7 +16,7 @@ const eventColumns = `stream, room_id, seq, sender, device_id, kind, body, ts, C
 
 // Statements of the append path, prepared once (see hotStatements).
 const (
-	qNextSeq     = `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`
+	qNextSeq     = `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq, hub, federated`
 	qInsertEvent = `INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING stream`
 	// qCheckAppend reads, in one step, the sender's membership and the
@@ -70,7 +70,9 @@ func (db *DB) appendEvent(tx *sql.Tx, ev *proto.Event, txnID *string) error {
 	if err != nil {
 		return err
 	}
-	if err := upd.QueryRow(ev.RoomID).Scan(&ev.Seq); err != nil {
+	var hub string
+	var federated bool
+	if err := upd.QueryRow(ev.RoomID).Scan(&ev.Seq, &hub, &federated); err != nil {
 		return notFound(err, "room "+ev.RoomID)
 	}
 	var target, membership, roomRole any
@@ -87,6 +89,9 @@ func (db *DB) appendEvent(tx *sql.Tx, ev *proto.Event, txnID *string) error {
 		return fmt.Errorf("append to room %s: %w", ev.RoomID, err)
 	}
 	db.committing = append(db.committing, *ev)
+	if hub == db.serverName && (federated || (ev.Member != nil && serverOf(ev.Member.UserID) != db.serverName)) {
+		return db.fanOut(tx, ev)
+	}
 	return nil
 }
 

@@ -42,6 +42,10 @@ type DB struct {
 	onCommit   func([]proto.Event)
 	committing []proto.Event
 
+	serverName string
+	onFederate func([]string)
+	federating map[string]bool // destinations queued in the current batch; writer only
+
 	// stmts caches prepared statements of the write path; only the writer
 	// goroutine uses it. Parsing SQL was a tenth of the server's CPU time.
 	stmts map[string]*sql.Stmt
@@ -70,6 +74,12 @@ type Options struct {
 	// of the writes is answered. It must not block for long: it runs on the
 	// write path. The server feeds live sync from it.
 	OnCommit func([]proto.Event)
+	// ServerName is this homeserver's name: rooms it is the hub of fan out
+	// their events to the other servers with members (federation).
+	ServerName string
+	// OnFederate, if set, is called after a commit that queued federation
+	// items, with their destinations.
+	OnFederate func(destinations []string)
 }
 
 // Open opens (creating if needed) the database file at path, runs pending
@@ -106,14 +116,17 @@ func Open(path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	db := &DB{
-		write:    w,
-		read:     r,
-		log:      logger,
-		onCommit: opts.OnCommit,
-		stmts:    make(map[string]*sql.Stmt),
-		queue:    make(chan *writeOp, maxBatch*2),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		write:      w,
+		read:       r,
+		log:        logger,
+		onCommit:   opts.OnCommit,
+		serverName: opts.ServerName,
+		onFederate: opts.OnFederate,
+		federating: map[string]bool{},
+		stmts:      make(map[string]*sql.Stmt),
+		queue:      make(chan *writeOp, maxBatch*2),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	for _, q := range hotStatements {
 		st, err := w.Prepare(q)
@@ -251,6 +264,16 @@ func (db *DB) runBatch(batch []*writeOp) {
 	}
 	if db.onCommit != nil && len(db.committing) > 0 {
 		db.onCommit(db.committing)
+	}
+	if len(db.federating) > 0 {
+		if db.onFederate != nil {
+			dests := make([]string, 0, len(db.federating))
+			for d := range db.federating {
+				dests = append(dests, d)
+			}
+			db.onFederate(dests)
+		}
+		clear(db.federating)
 	}
 	for i, op := range batch {
 		op.errc <- errs[i]

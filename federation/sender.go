@@ -1,0 +1,195 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/medicus-health/medicus/proto"
+)
+
+// Outbound is one entry of a destination's durable queue.
+type Outbound struct {
+	ID   int64
+	Item proto.FedItem
+}
+
+// Outbox is the durable outbound queue the Sender drains: entries are
+// written in the same database transaction as what caused them, so nothing
+// acknowledged to a client can be lost before it reaches the peer.
+type Outbox interface {
+	// Destinations lists the peers with queued entries.
+	Destinations(ctx context.Context) ([]string, error)
+	// Pending returns up to limit entries for dest, oldest first.
+	Pending(ctx context.Context, dest string, limit int) ([]Outbound, error)
+	// Delivered deletes dest's entries up to and including id.
+	Delivered(ctx context.Context, dest string, upTo int64) error
+}
+
+// Backoff bounds retries: the wait doubles from Min up to Max, with up to
+// half of it added at random (jitter), so that peers coming back are not
+// hit by every server at once.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+func (b Backoff) next(prev time.Duration) time.Duration {
+	d := prev * 2
+	if d < b.Min {
+		d = b.Min
+	}
+	if d > b.Max {
+		d = b.Max
+	}
+	return d
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// SenderConfig tunes a Sender.
+type SenderConfig struct {
+	// Batch is the most items per transaction (default 500).
+	Batch int
+	// Backoff bounds retries (default 200 ms to 30 s).
+	Backoff Backoff
+	Logger  *slog.Logger
+}
+
+// Sender drains the outbound queue: one worker per destination sends its
+// entries in order, in transactions of up to Batch items, and deletes them
+// once the peer acknowledged; failures are retried forever with backoff.
+type Sender struct {
+	outbox Outbox
+	client *Client
+	cfg    SenderConfig
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	workers map[string]chan struct{} // destination → wake-up
+	ctx     context.Context
+	wg      sync.WaitGroup
+}
+
+// NewSender returns a Sender; Run starts it.
+func NewSender(outbox Outbox, client *Client, cfg SenderConfig) *Sender {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.Backoff.Min <= 0 {
+		cfg.Backoff.Min = 200 * time.Millisecond
+	}
+	if cfg.Backoff.Max <= 0 {
+		cfg.Backoff.Max = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{outbox: outbox, client: client, cfg: cfg, log: log, workers: map[string]chan struct{}{}}
+}
+
+// Run starts workers for every destination with queued entries and keeps
+// them until ctx ends; it returns when all workers have stopped.
+func (s *Sender) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	dests, err := s.outbox.Destinations(ctx)
+	if err != nil {
+		return fmt.Errorf("list federation destinations: %w", err)
+	}
+	for _, d := range dests {
+		s.Notify(d)
+	}
+	<-ctx.Done()
+	s.wg.Wait()
+	return nil
+}
+
+// Notify tells the worker of dest that entries were queued, starting it if
+// needed. It never blocks.
+func (s *Sender) Notify(dest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ctx.Err() != nil {
+		return
+	}
+	wake, ok := s.workers[dest]
+	if !ok {
+		wake = make(chan struct{}, 1)
+		s.workers[dest] = wake
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.work(s.ctx, dest, wake)
+		}()
+	}
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sender) work(ctx context.Context, dest string, wake chan struct{}) {
+	var wait time.Duration
+	for {
+		items, err := s.outbox.Pending(ctx, dest, s.cfg.Batch)
+		if err == nil && len(items) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				continue
+			}
+		}
+		if err == nil {
+			err = s.send(ctx, dest, items)
+		}
+		if err == nil {
+			wait = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait = s.cfg.Backoff.next(wait)
+		s.log.Warn("federation delivery failed; retrying", "destination", dest, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(jitter(wait)):
+		}
+	}
+}
+
+// send delivers one transaction. Its id names the queue range, so a retry
+// of the same range is recognisably the same transaction; the receiver is
+// idempotent per item in any case.
+func (s *Sender) send(ctx context.Context, dest string, items []Outbound) error {
+	tx := proto.FedTransaction{Items: make([]proto.FedItem, len(items))}
+	for i, it := range items {
+		tx.Items[i] = it.Item
+	}
+	id := fmt.Sprintf("%d-%d", items[0].ID, items[len(items)-1].ID)
+	var res proto.FedTransactionResult
+	if err := s.client.Do(ctx, dest, "PUT", "/fed/v1/transactions/"+url.PathEscape(id), tx, &res); err != nil {
+		return err
+	}
+	for _, r := range res.Refused {
+		s.log.Warn("federation item refused by peer", "destination", dest, "reason", r)
+	}
+	if err := s.outbox.Delivered(ctx, dest, items[len(items)-1].ID); err != nil {
+		return fmt.Errorf("mark delivered: %w", err)
+	}
+	return nil
+}
+
+// ErrStopped means the Sender is not running.
+var ErrStopped = errors.New("federation: sender stopped")

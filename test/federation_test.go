@@ -1,0 +1,164 @@
+package test
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medicus-health/medicus/client"
+	"github.com/medicus-health/medicus/crypto/pki"
+)
+
+// federation is a set of homeservers federating on loopback, each with a
+// certificate from one federation CA.
+type federation struct {
+	caDir   string
+	servers map[string]*homeserver
+	fedAddr map[string]string
+}
+
+// newFederation initialises one homeserver per name, each allowing all the
+// others as peers. edit, if not nil, tweaks each config file.
+func newFederation(t *testing.T, names ...string) *federation {
+	t.Helper()
+	f := &federation{caDir: filepath.Join(t.TempDir(), "federation-ca"), servers: map[string]*homeserver{}, fedAddr: map[string]string{}}
+	ca, err := pki.InitFederationCA(f.caDir, "Test Region Health Federation CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		f.fedAddr[n] = freeAddr(t)
+	}
+	for _, n := range names {
+		certDir := filepath.Join(t.TempDir(), n+"-cert")
+		if _, err := ca.IssueFederation(n, certDir, pki.LeafValidity); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--federation-listen", f.fedAddr[n], "--federation-cert-dir", certDir,
+			"--federation-ca", filepath.Join(f.caDir, pki.CACertFile), "--federation-crl", filepath.Join(f.caDir, pki.CRLFile)}
+		for _, p := range names {
+			if p != n {
+				args = append(args, "--peer", p+"="+f.fedAddr[p])
+			}
+		}
+		f.servers[n] = newHomeserverWith(t, n, args, nil)
+	}
+	return f
+}
+
+func (f *federation) start() {
+	for _, hs := range f.servers {
+		hs.start()
+	}
+}
+
+const (
+	freiburg   = "uk-freiburg.test"
+	heidelberg = "uk-heidelberg.test"
+	stuttgart  = "klinikum-stuttgart.test"
+)
+
+// crossHospitalRoom makes a room on Freiburg (its hub) with a doctor of
+// each hospital.
+func crossHospitalRoom(t *testing.T, f *federation) (room string, devs []*device) {
+	t.Helper()
+	ids := []string{f.servers[freiburg].addUser("weber", "doctor"), f.servers[heidelberg].addUser("yilmaz", "doctor"), f.servers[stuttgart].addUser("braun", "doctor")}
+	f.start()
+	for i, n := range []string{freiburg, heidelberg, stuttgart} {
+		devs = append(devs, newDevice(t, f.servers[n], ids[i]))
+	}
+	ctx := ctxT(t)
+	room, err := devs[0].CreateRoom(ctx, "Tumour board")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs[1:] {
+		if err := devs[0].Invite(ctx, room, d.user); err != nil {
+			t.Fatalf("invite %s: %v", d.user, err)
+		}
+		d.syncUntil(func(m client.Message) bool { return m.Type == client.TypeJoined && m.Room == room })
+	}
+	for _, d := range devs {
+		d.sync()
+		info, _ := d.Room(room)
+		if len(info.Members) != 3 {
+			t.Fatalf("%s sees members %v", d.user, info.Members)
+		}
+	}
+	return room, devs
+}
+
+func TestFederatedRoomAcrossThreeHospitals(t *testing.T) {
+	f := newFederation(t, freiburg, heidelberg, stuttgart)
+	room, devs := crossHospitalRoom(t, f)
+	ctx := ctxT(t)
+
+	const perMember = 334
+	var wg sync.WaitGroup
+	errs := make([]error, len(devs))
+	for i, d := range devs {
+		wg.Go(func() {
+			for j := range perMember - i%2 { // 334 + 333 + 334 ≈ 1,000 messages
+				if _, err := d.Send(ctx, room, fmt.Appendf(nil, "PLAINTEXT-%d-%d", i, j)); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every member sees every message in the same (the hub's) order.
+	var orders [][]string
+	for _, d := range devs {
+		d.sync()
+		hist, err := d.History(ctx, room, 1, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, m := range hist {
+			if m.Type == client.TypeContent {
+				order = append(order, fmt.Sprintf("%d:%s", m.Seq, m.Content))
+			}
+		}
+		orders = append(orders, order)
+	}
+	if len(orders[0]) != 3*perMember-1 {
+		t.Fatalf("%s has %d messages, want %d", devs[0].user, len(orders[0]), 3*perMember-1)
+	}
+	for i := range orders[1:] {
+		if !slices.Equal(orders[0], orders[i+1]) {
+			t.Fatalf("%s and %s see different orders", devs[0].user, devs[i+1].user)
+		}
+	}
+	for _, hs := range f.servers {
+		hs.assertNoPlaintext([]byte("PLAINTEXT-"))
+	}
+}
+
+// syncUntil syncs until a message satisfying want arrived: over federation
+// delivery is asynchronous. It polls (a readiness probe with a deadline).
+func (d *device) syncUntil(want func(client.Message) bool) []client.Message {
+	d.t.Helper()
+	var all []client.Message
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		msgs := d.sync()
+		all = append(all, msgs...)
+		if slices.ContainsFunc(msgs, want) {
+			return all
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: the expected message did not arrive within 60s; got %+v", d.user, all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
