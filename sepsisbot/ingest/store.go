@@ -9,7 +9,9 @@
 // Late results (a lab value arriving hours after it was drawn) land in the
 // hour they were measured, so each update yields the record the model would
 // have seen with complete data. The state is bounded in patients and in
-// hours per patient.
+// hours per patient. A Store from OpenStore also keeps it in a SQLite file,
+// written before Ingest returns, so that acknowledged data survive a
+// restart of the bot.
 //
 // A Monitor connects the Store to a RiskScorer and the alert engine: every
 // change of a patient's data is assessed once, coalescing bursts.
@@ -17,6 +19,7 @@ package ingest
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"math"
 	"sort"
@@ -80,13 +83,16 @@ type patientState struct {
 type Store struct {
 	cfg StoreConfig
 
+	db *sql.DB // nil for a memory-only Store
+
 	mu       sync.Mutex
 	patients map[string]*patientState
 	dirty    map[string]bool
 	changed  chan struct{}
 }
 
-// NewStore returns an empty Store.
+// NewStore returns an empty Store that keeps its state in memory only;
+// OpenStore makes one that is durable.
 func NewStore(cfg StoreConfig) *Store {
 	if cfg.MaxPatients == 0 {
 		cfg.MaxPatients = 500
@@ -105,23 +111,37 @@ func unixHour(t time.Time) int64 { return int64(math.Floor(float64(t.Unix()) / 3
 // Ingest adds measurements. A measurement replaces the value of its
 // variable in its hour only if it was measured at the same time or later;
 // measurements older than MaxHours before the patient's newest hour are
-// dropped. Patients whose data changed are marked for assessment. It never
-// fails; the error is for the Sink interfaces.
-func (s *Store) Ingest(_ context.Context, ms []fhirobs.Measurement) error {
+// dropped. Patients whose data changed are marked for assessment. A
+// durable Store (OpenStore) writes the measurements first and fails,
+// changing nothing, if it cannot; a memory-only Store never fails.
+func (s *Store) Ingest(ctx context.Context, ms []fhirobs.Measurement) error {
+	if len(ms) == 0 {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.db != nil {
+		if err := s.persist(ctx, ms); err != nil {
+			return err
+		}
+	}
 	for _, m := range ms {
 		if s.add(m) {
 			s.dirty[m.Patient] = true
 		}
 	}
 	if len(s.dirty) > 0 {
-		select {
-		case s.changed <- struct{}{}:
-		default:
-		}
+		s.signal()
 	}
 	return nil
+}
+
+// signal wakes a waiting Monitor without blocking.
+func (s *Store) signal() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 }
 
 // add stores one measurement and reports whether the state changed.
@@ -199,6 +219,9 @@ func (s *Store) evictOldest() {
 	}
 	delete(s.patients, victim)
 	delete(s.dirty, victim)
+	if err := s.forget(context.Background(), victim); err != nil {
+		s.cfg.Logger.Error("ingest: could not delete an evicted patient's data", "err", err)
+	}
 	s.cfg.Logger.Warn("ingest: patient limit reached; dropped the patient with the oldest data", "limit", s.cfg.MaxPatients)
 }
 
@@ -236,12 +259,13 @@ func (s *Store) Patients() []string {
 	return names
 }
 
-// Discharge forgets a patient.
-func (s *Store) Discharge(pseudonym string) {
+// Discharge forgets a patient, also in the database of a durable Store.
+func (s *Store) Discharge(ctx context.Context, pseudonym string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.patients, pseudonym)
 	delete(s.dirty, pseudonym)
+	return s.forget(ctx, pseudonym)
 }
 
 // Changed returns a channel that receives a value after patients' data

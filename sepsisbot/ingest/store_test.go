@@ -100,7 +100,9 @@ func TestStoreIsBounded(t *testing.T) {
 	if len(p.Hours) != 3 || !p.Hours[0].Start.Equal(t0.Add(3*time.Hour)) || p.Hours[2].Values["HR"].Value != 85 {
 		t.Fatalf("hours %+v", p.Hours)
 	}
-	s.Discharge("p1")
+	if err := s.Discharge(context.Background(), "p1"); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := s.Patient("p1"); ok {
 		t.Fatal("discharged patient still present")
 	}
