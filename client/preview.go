@@ -4,27 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"os"
 	"strings"
 
-	_ "image/gif" // image decoders for thumbnails
-	_ "image/png"
-
-	"golang.org/x/image/draw"
-
 	"github.com/medicus-health/medicus/client/content"
 	"github.com/medicus-health/medicus/client/dicom"
-)
-
-// Thumbnail limits: images larger than maxImagePixels are not decoded (a
-// decompression bomb would otherwise take the memory), and previews fit in
-// thumbnailEdge pixels.
-const (
-	maxImagePixels = 50_000_000
-	thumbnailEdge  = 320
+	"github.com/medicus-health/medicus/crypto/attach/thumbnail"
 )
 
 // describeFile adds a DICOM file's summary, or an image's dimensions and
@@ -47,35 +33,15 @@ func (s *Session) describeFile(ctx context.Context, roomID string, f *os.File, a
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	cfg, _, err := image.DecodeConfig(f)
+	// Package thumbnail refuses oversized images from their header, before
+	// decoding, and drops all metadata by re-encoding.
+	th, err := thumbnail.Make(f)
 	if err != nil {
-		return fmt.Errorf("read image header: %w", err)
+		return fmt.Errorf("thumbnail: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
-		return fmt.Errorf("image of %dx%d pixels is too large to preview", cfg.Width, cfg.Height)
-	}
-	a.Width, a.Height = cfg.Width, cfg.Height
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return fmt.Errorf("decode image: %w", err)
-	}
-	w, h := cfg.Width, cfg.Height
-	if w > thumbnailEdge || h > thumbnailEdge {
-		if w >= h {
-			w, h = thumbnailEdge, max(1, h*thumbnailEdge/w)
-		} else {
-			w, h = max(1, w*thumbnailEdge/h), thumbnailEdge
-		}
-	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 80}); err != nil {
-		return err
-	}
+	a.Width, a.Height = th.SourceWidth, th.SourceHeight
+	w, h := th.Width, th.Height
+	buf := bytes.NewBuffer(th.JPEG)
 	blob, err := s.uploadEncrypted(ctx, roomID, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
 		return err
