@@ -2,7 +2,6 @@ package call
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,7 +51,6 @@ const (
 	PeerConnected
 	PeerDisconnected
 	PeerFailed
-	PeerClosed
 )
 
 // PeerHandlers receive a peer's asynchronous events. They are called from
@@ -90,9 +88,6 @@ type Peer struct {
 	closeOnce     sync.Once
 }
 
-// ErrPeerClosed is returned by the methods of a closed Peer.
-var ErrPeerClosed = errors.New("call: peer closed")
-
 // NewPeer creates a peer with its outgoing tracks. Media starts flowing once
 // the connection is up.
 func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
@@ -124,6 +119,12 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// pion closes the PeerConnection by itself when the remote side's DTLS
+	// close_notify arrives, racing with GetStats (it clears the stats
+	// getter unlocked). Only Close closes it here: a remote side that
+	// leaves without a hangup is noticed by ICE consent checks failing
+	// (PeerFailed, then ice_timeout).
+	se.DisableCloseByDTLS(true)
 	if cfg.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
@@ -145,6 +146,11 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 			k = 2 * time.Second
 		}
 		se.SetICETimeouts(d, f, k)
+	}
+	if cfg.RelayOnly {
+		// With relay candidates only there is nothing better to wait
+		// for (pion waits 2 s for other types before accepting relay).
+		se.SetRelayAcceptanceMinWait(0)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 
@@ -217,7 +223,7 @@ func NewPeer(cfg PeerConfig, h PeerHandlers) (*Peer, error) {
 		case webrtc.PeerConnectionStateFailed:
 			ps = PeerFailed
 		case webrtc.PeerConnectionStateClosed:
-			ps = PeerClosed
+			return // only Close closes the connection
 		default:
 			ps = PeerConnecting
 		}

@@ -197,3 +197,25 @@ func TestOpenIVFRefusesBadFiles(t *testing.T) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 }
+
+// TestRemoteCloseWithoutHangup: the other side closes its connection and its
+// hangup never arrives; ICE consent checks fail and the call ends with
+// ice_timeout.
+func TestRemoteCloseWithoutHangup(t *testing.T) {
+	n := newTestNetwork(t)
+	a := n.addDevice(alice, "A1", nil)
+	b := n.addDevice(bob, "B1", func(c *Config) {
+		c.Peer.ICEDisconnectedTimeout, c.Peer.ICEFailedTimeout, c.Peer.ICEKeepalive = 500*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
+	})
+	out, _ := connect(t, a, b, bob)
+	n.SetFilter(func(_ string, _ Target, ev Event) Event {
+		if ev.Type() == TypeHangup {
+			return nil
+		}
+		return ev
+	})
+	if err := a.sb.Hangup(context.Background(), out.ID(), ReasonUserHangup); err != nil {
+		t.Fatal(err)
+	}
+	expectEnd(t, b, out.ID(), ReasonICETimeout, false)
+}

@@ -656,14 +656,6 @@ func (s *Switchboard) peerState(c *Call, st PeerState) {
 		} else {
 			s.hangup(c, ReasonICEFailed)
 		}
-	case PeerClosed:
-		// The remote side closed the DTLS association without a hangup
-		// reaching us; the media is gone all the same.
-		if c.everConnected {
-			s.hangup(c, ReasonICETimeout)
-		} else {
-			s.hangup(c, ReasonICEFailed)
-		}
 	case PeerDisconnected:
 		s.log.Info("call media disconnected", "call", c.id)
 	}
