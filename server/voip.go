@@ -111,8 +111,8 @@ const (
 
 // handleCall joins the caller's device to the room's SFU call over a
 // signalling WebSocket, for joined members only. The session ends when the
-// client hangs up, the user stops being a joined member (re-checked
-// periodically), or the server shuts down.
+// client hangs up, the user stops being a joined member or the device's
+// token is revoked (both re-checked periodically), or the server shuts down.
 func (s *Server) handleCall(w http.ResponseWriter, r *http.Request, c caller) {
 	room, err := s.roomFromPath(r)
 	if err != nil {
@@ -150,6 +150,12 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request, c caller) {
 				cancel(errShuttingDown)
 				return
 			case <-tick.C:
+				// A revoked device or disabled account ends the call as it
+				// ends the sync connection.
+				if ok, err := s.stillAuthorized(ctx, c); err == nil && !ok {
+					cancel(errRevoked)
+					return
+				}
 				if err := s.joinedMember(ctx, room.ID, c.User.ID); err != nil {
 					cancel(errNotJoined)
 					return
@@ -185,6 +191,8 @@ func (c *closingSignal) Close() error {
 		return c.CloseWith(websocket.CloseGoingAway, cause.Error())
 	case errors.Is(cause, errNotJoined):
 		return c.CloseWith(closeNotMember, cause.Error())
+	case errors.Is(cause, errRevoked):
+		return c.CloseWith(websocket.ClosePolicyViolation, cause.Error())
 	}
 	return c.WebSocketSignal.Close()
 }

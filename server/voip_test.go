@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
@@ -339,6 +342,64 @@ func TestSFURenegotiatesOnLeaveAndReplacesReconnectingDevice(t *testing.T) {
 		if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.Mid() != "0" && tr.Direction() != webrtc.RTPTransceiverDirectionInactive {
 			t.Errorf("transceiver %s of the departed participant is %s", tr.Mid(), tr.Direction())
 		}
+	}
+}
+
+// TestCallEndsWhenDeviceRevokedOrMemberRemoved: the server re-checks a
+// call's device and membership every few seconds (here every 100 ms) and
+// closes the call with 1008 for a revoked device, 4003 for a removed member.
+func TestCallEndsWhenDeviceRevokedOrMemberRemoved(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SyncPingInterval = Duration{100 * time.Millisecond} })
+	room, logins := callRoom(e)
+	phone := e.login("nurse")
+	keys := callKeys(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nurse := e.joinCall(ctx, room, logins[1], keys[1], nil)
+	pat := e.joinCall(ctx, room, logins[2], keys[2], nil)
+	if err := nurse.WaitParticipants(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.must("DELETE", "/v1/devices/"+logins[1].DeviceID, phone.AccessToken, nil, nil)
+	e.must("POST", "/v1/rooms/"+room+"/remove", logins[0].AccessToken, proto.UserRequest{UserID: logins[2].UserID}, nil)
+	for _, c := range []struct {
+		p    *clientsfu.Participant
+		code int
+	}{{nurse, websocket.ClosePolicyViolation}, {pat, 4003}} {
+		c.p.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return false })
+		var ce *websocket.CloseError
+		if !errors.As(c.p.Err(), &ce) || ce.Code != c.code {
+			t.Errorf("call ended with %v, want close code %d", c.p.Err(), c.code)
+		}
+	}
+}
+
+// TestCallLeavesNoGoroutines: after a call through the SFU ends and the
+// homeserver closes, every goroutine of the SFU, the participants and pion
+// has stopped.
+func TestCallLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	e := newEnv(t, nil)
+	room, logins := callRoom(e)
+	keys := callKeys(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := e.joinCall(ctx, room, logins[0], keys[0], nil)
+	b := e.joinCall(ctx, room, logins[1], keys[1], nil)
+	go a.SendVideo(ctx, 1<<30, 10*time.Millisecond)
+	if err := b.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[logins[0].DeviceID].Frames > 20 }); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b.Close()
+	e.stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before the call, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the count to settle, with a deadline
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -60,7 +59,6 @@ type track struct {
 	owner  *peer
 	remote *webrtc.TrackRemote
 	local  *webrtc.TrackLocalStaticRTP
-	plis   atomic.Int64
 }
 
 // Serve runs the session of device (of userID) in roomID's call until ctx
@@ -366,9 +364,8 @@ func (t *track) requestKeyframe() {
 	if t.remote.Kind() != webrtc.RTPCodecTypeVideo {
 		return
 	}
-	if err := t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}}); err == nil {
-		t.plis.Add(1)
-	}
+	// An error means the publisher's connection is closing; its session ends.
+	t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
 }
 
 func (t *track) keyframeLoop(interval time.Duration) {
