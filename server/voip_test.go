@@ -403,6 +403,27 @@ func TestCallLeavesNoGoroutines(t *testing.T) {
 	}
 }
 
+// TestSFUAsksForKeyframesPeriodically: besides on join, the SFU sends
+// every video sender a PLI each sfu_keyframe_interval (synthetic receivers
+// never ask for keyframes themselves).
+func TestSFUAsksForKeyframesPeriodically(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SFUKeyframeInterval = Duration{100 * time.Millisecond} })
+	room, logins := callRoom(e)
+	keys := callKeys(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := e.joinCall(ctx, room, logins[0], keys[0], nil)
+	b := e.joinCall(ctx, room, logins[1], keys[1], nil)
+	go a.SendVideo(ctx, 1<<30, 10*time.Millisecond)
+	from := logins[0].DeviceID
+	if err := b.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[from].Keyframes >= 5 }); err != nil {
+		t.Fatalf("keyframes: %v", err)
+	}
+	if n := a.KeyframeRequests(); n < 5 {
+		t.Fatalf("sender got %d keyframe requests", n)
+	}
+}
+
 // BenchmarkSFUForwarding sends b.N SFrame-encrypted frames (600 bytes, one
 // RTP packet each, paced at 1 kHz) from one participant through the SFU to
 // two others and reports the whole process's CPU time per frame (the three

@@ -123,3 +123,40 @@ func TestRESTPasswordIsHMACSHA1OfUsername(t *testing.T) {
 		t.Fatalf("got %q %q", u, p)
 	}
 }
+
+// TestRelayOverTCP: the TCP listener on the same port takes the same
+// credentials (clients behind UDP-blocking firewalls use ?transport=tcp).
+func TestRelayOverTCP(t *testing.T) {
+	s := startRelay(t, nil)
+	cred := s.Credentials("@alice:hs.example")
+	for _, c := range []struct {
+		name, password string
+		ok             bool
+	}{{"fresh", cred.Password, true}, {"wrong password", "AAAA", false}} {
+		tcp, err := net.Dial("tcp", s.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := pionturn.NewClient(&pionturn.ClientConfig{
+			TURNServerAddr: s.TCPAddr().String(), STUNServerAddr: s.TCPAddr().String(),
+			Username: cred.Username, Password: c.password, Realm: "hs.example", Conn: pionturn.NewSTUNConn(tcp),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		relayed, err := client.AllocateWithContext(ctx)
+		cancel()
+		if (err == nil) != c.ok {
+			t.Errorf("%s over TCP: %v", c.name, err)
+		}
+		if err == nil {
+			relayed.Close()
+		}
+		client.Close()
+		tcp.Close()
+	}
+}
