@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -17,10 +16,11 @@ import (
 	"github.com/medicus-health/medicus/crypto/pki"
 )
 
-// TestDemoRunsAHomeserverWithUsersOfEveryRole runs the README's first
-// command (as the built binary), logs in with a printed account, and checks
-// that Ctrl-C stops it and removes its directory.
-func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
+// TestDemoRunsThreeFederatedHospitals runs the README's first command (as
+// the built binary): three hospitals, users of every role, a scripted
+// cross-hospital second opinion; it logs in with a printed account and
+// checks that Ctrl-C stops it and removes its directory.
+func TestDemoRunsThreeFederatedHospitals(t *testing.T) {
 	cmd := exec.Command(medicusBin, "demo")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -32,19 +32,22 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 
-	var url, caPath, dir string
+	var dir string
+	urls, cas := map[string]string{}, map[string]string{} // server name → URL, CA file
+	var current string
 	users := map[string][2]string{} // role → user, password
 	var seen []string               // what the scripted clients saw
 	lines := bufio.NewScanner(stdout)
-	urlRE := regexp.MustCompile(`is running at (https://\S+)`)
-	userRE := regexp.MustCompile(`^(@\S+)\s+(doctor|nurse|patient|bot|admin)\s+(\S+)$`)
+	urlRE := regexp.MustCompile(`^(\S+) is running at (https://\S+)`)
+	userRE := regexp.MustCompile(`^\s*(@\S+)\s+(doctor|nurse|patient|bot|admin)\s+(\S+)$`)
 	for lines.Scan() {
 		line := lines.Text()
 		if m := urlRE.FindStringSubmatch(line); m != nil {
-			url = m[1]
+			current = m[1]
+			urls[current] = m[2]
 		}
-		if v, ok := strings.CutPrefix(line, "CA certificate to trust: "); ok {
-			caPath = v
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "CA certificate to trust: "); ok {
+			cas[current] = v
 		}
 		if v, ok := strings.CutPrefix(line, "directory: "); ok {
 			dir = strings.Fields(v)[0]
@@ -65,8 +68,8 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 	all := strings.Join(seen, "\n")
 	for _, want := range []string{
 		"consulted colleague    sees  #8", "Would you escalate antibiotics?",
-		"patient                sees  #9 @dr.weber:uk-freiburg.example: 🧪 FHIR Observation Lactate = 4.2 mmol/L",
-		"abdomen-ct.png (image/png", "requesting doctor      sees  #11 @dr.yilmaz:uk-freiburg.example: ↪ Yes: meropenem",
+		"patient                sees  #9 @dr.weber:uk-freiburg.test: 🧪 FHIR Observation Lactate = 4.2 mmol/L",
+		"abdomen-ct.png (image/png", "requesting doctor      sees  #11 @dr.yilmaz:uk-heidelberg.test: ↪ Yes: meropenem",
 		"none contains the texts above",
 	} {
 		if !strings.Contains(all, want) {
@@ -78,17 +81,21 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 			t.Fatalf("demo printed no %s account", role)
 		}
 	}
-	roots, err := pki.LoadCertPool(caPath)
-	if err != nil {
-		t.Fatalf("demo CA %q: %v", caPath, err)
+	if len(urls) != 3 || len(cas) != 3 {
+		t.Fatalf("demo printed hospitals %v with CAs %v, want three", urls, cas)
 	}
-	c, err := api.New(url, roots)
+	doc := users["doctor"]
+	_, server, _ := strings.Cut(doc[0], ":")
+	roots, err := pki.LoadCertPool(cas[server])
+	if err != nil {
+		t.Fatalf("demo CA %q: %v", cas[server], err)
+	}
+	c, err := api.New(urls[server], roots)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	doc := users["doctor"]
 	if _, err := c.Login(ctx, doc[0], doc[1], "demo-test"); err != nil {
 		t.Fatalf("login with the printed doctor account: %v", err)
 	}
@@ -100,7 +107,7 @@ func TestDemoRunsAHomeserverWithUsersOfEveryRole(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("demo did not exit cleanly on SIGINT: %v", err)
 	}
-	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
-		t.Fatalf("demo directory %s still exists after exit (%v)", filepath.Dir(dir), err)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("demo directory %s still exists after exit (%v)", dir, err)
 	}
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -11,25 +12,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-health/medicus/internal/demo"
-	"github.com/medicus-health/medicus/server"
-	"github.com/medicus-health/medicus/server/homedir"
 )
 
-// demoUsers are created on the demo homeserver, a few of each role.
-var demoUsers = []struct{ local, role string }{
-	{"dr.weber", "doctor"}, {"dr.yilmaz", "doctor"},
-	{"pfl.schulz", "nurse"}, {"pfl.nowak", "nurse"},
-	{"patient.meyer", "patient"}, {"patient.fischer", "patient"},
-	{"sepsis-bot", "bot"},
-	{"it.admin", "admin"},
+// demoHospitals are the demo's federated homeservers and their users.
+var demoHospitals = []demo.HospitalSpec{
+	{Name: "uk-freiburg.test", Users: []demo.UserSpec{{Local: "dr.weber", Role: "doctor"}, {Local: "pfl.schulz", Role: "nurse"}, {Local: "sepsis-bot", Role: "bot"}, {Local: "it.admin", Role: "admin"}}},
+	{Name: "uk-heidelberg.test", Users: []demo.UserSpec{{Local: "dr.yilmaz", Role: "doctor"}, {Local: "pfl.nowak", Role: "nurse"}, {Local: "patient.fischer", Role: "patient"}}},
+	{Name: "klinikum-stuttgart.test", Users: []demo.UserSpec{{Local: "dr.braun", Role: "doctor"}, {Local: "patient.meyer", Role: "patient"}}},
 }
 
 func demoCmd() *cobra.Command {
-	var listen, name string
 	var keep, scenario bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a local demo homeserver with users of every role until Ctrl-C",
+		Short: "Run three federated demo hospitals on loopback, play a second opinion with real clients, and keep running until Ctrl-C",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := os.MkdirTemp("", "medicus-demo-")
@@ -39,89 +35,58 @@ func demoCmd() *cobra.Command {
 			if !keep {
 				defer os.RemoveAll(dir)
 			}
-			ln, err := net.Listen("tcp", listen)
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			hospitals, err := demo.StartHospitals(ctx, dir, demoHospitals, logger)
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w", listen, err)
-			}
-			hsDir := filepath.Join(dir, name)
-			cfg, err := homedir.Init(hsDir, name, ln.Addr().String(), homedir.InitOptions{})
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			admin, err := server.OpenAdmin(cfg)
-			if err != nil {
-				ln.Close()
 				return err
 			}
 			out := cmd.OutOrStdout()
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tROLE\tPASSWORD")
-			passwords := map[string]string{}
-			for _, u := range demoUsers {
-				pw := generatePassword()
-				id, err := admin.AddUser(cmd.Context(), u.local, u.role, pw)
-				if err != nil {
-					admin.Close()
-					ln.Close()
-					return err
+			fmt.Fprintf(out, "medicus demo: %d hospitals federate over mutually authenticated TLS (federation CA in %s)\n",
+				len(hospitals), filepath.Join(dir, "federation-ca"))
+			fmt.Fprintf(out, "directory: %s (removed on exit unless --keep)\n\n", dir)
+			for _, h := range hospitals {
+				fmt.Fprintf(out, "%s is running at %s\n", h.Name, h.URL)
+				fmt.Fprintf(out, "  CA certificate to trust: %s\n", h.CAFile)
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "  USER\tROLE\tPASSWORD")
+				for _, u := range h.Users {
+					fmt.Fprintf(tw, "  %s\t%s\t%s\n", u.ID, u.Role, u.Password)
 				}
-				passwords[u.local] = pw
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", id, u.role, pw)
+				tw.Flush()
+				fmt.Fprintln(out)
 			}
-			if err := admin.Close(); err != nil {
-				ln.Close()
-				return err
-			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			srv, err := server.New(cfg, logger)
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			url := "https://" + ln.Addr().String()
-			ca := filepath.Join(hsDir, homedir.CAFile)
-			fmt.Fprintf(out, "medicus demo homeserver %q is running at %s\n", name, url)
-			fmt.Fprintf(out, "directory: %s (removed on exit unless --keep)\n", hsDir)
-			fmt.Fprintf(out, "CA certificate to trust: %s\n\n", ca)
-			tw.Flush()
-			u := demoUsers[0].local
-			fmt.Fprintf(out, "\nTry it:\n  curl --cacert %s %s/v1/health\n", ca, url)
-			fmt.Fprintf(out, "  curl --cacert %s -d '{\"user_id\":\"@%s:%s\",\"password\":\"<password above>\"}' %s/v1/login\n", ca, u, name, url)
-			fmt.Fprintf(out, "Administer it while it runs:\n  medicus admin user list --dir %s\n", hsDir)
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(cmd.Context(), ln) }()
+			freiburg, heidelberg, stuttgart := hospitals[0], hospitals[1], hospitals[2]
 			if scenario {
-				caPEM, err := os.ReadFile(ca)
-				if err != nil {
-					return err
-				}
-				account := func(local string) demo.Account {
-					return demo.Account{UserID: "@" + local + ":" + name, Password: passwords[local], ServerURL: url, CA: caPEM}
-				}
 				sc := &demo.Scenario{Dir: filepath.Join(dir, "clients"), Out: out}
-				if err := sc.SecondOpinion(cmd.Context(), account("dr.weber"), account("dr.yilmaz"), account("patient.meyer")); err != nil {
+				if err := sc.SecondOpinion(ctx, freiburg.Account("dr.weber"), heidelberg.Account("dr.yilmaz"), stuttgart.Account("patient.meyer")); err != nil {
 					return fmt.Errorf("demo scenario: %w", err)
 				}
-				found, err := demo.FindPlaintext(hsDir)
-				if err != nil {
-					return err
+				for _, h := range hospitals {
+					found, err := demo.FindPlaintext(h.Dir)
+					if err != nil {
+						return err
+					}
+					if len(found) > 0 {
+						return fmt.Errorf("the homeserver %s stored plaintext: %v", h.Name, found)
+					}
 				}
-				if len(found) > 0 {
-					return fmt.Errorf("the homeserver stored plaintext: %v", found)
-				}
-				fmt.Fprintf(out, "\nChecked every file of the homeserver (database, WAL, media): none contains the texts above.\n")
-				fmt.Fprintf(out, "\nUse the command-line client (password on stdin):\n")
-				fmt.Fprintf(out, "  medicus client --profile /tmp/me --key-file /tmp/me.key login --server %s --ca %s --user @%s:%s\n", url, ca, demoUsers[1].local, name)
-				fmt.Fprintf(out, "  medicus client --profile /tmp/me --key-file /tmp/me.key sync\n")
+				fmt.Fprintf(out, "\nChecked every file of the three homeservers (databases, WAL, media): none contains the texts above.\n")
 			}
-			fmt.Fprintf(out, "The protocol is described in docs/api.md. Press Ctrl-C to stop.\n")
-			return <-served
+			fmt.Fprintf(out, "\nUse the command-line client (password on stdin):\n")
+			fmt.Fprintf(out, "  medicus client --profile /tmp/me --key-file /tmp/me.key login --server %s --ca %s --user @dr.braun:%s\n", stuttgart.URL, stuttgart.CAFile, stuttgart.Name)
+			fmt.Fprintf(out, "  medicus client --profile /tmp/me --key-file /tmp/me.key sync\n")
+			fmt.Fprintf(out, "The protocols are described in docs/api.md and docs/federation.md. Press Ctrl-C to stop.\n")
+			<-ctx.Done()
+			var errs []error
+			for _, h := range hospitals {
+				errs = append(errs, h.Wait())
+			}
+			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "client API address (port 0 picks a free port)")
-	cmd.Flags().StringVar(&name, "name", "uk-freiburg.example", "server name of the demo homeserver")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the demo directory on exit")
-	cmd.Flags().BoolVar(&scenario, "scenario", true, "play the scripted second-opinion scenario with real clients")
+	cmd.Flags().BoolVar(&scenario, "scenario", true, "play the scripted cross-hospital second opinion with real clients")
 	return cmd
 }

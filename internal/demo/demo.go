@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/medicus-health/medicus/client"
 	"github.com/medicus-health/medicus/client/content"
@@ -58,18 +59,32 @@ func (sc *Scenario) login(ctx context.Context, name string, a Account) (*person,
 	return &person{name: name, Session: s}, nil
 }
 
-// show syncs p and prints what p sees.
-func (sc *Scenario) show(ctx context.Context, p *person) error {
-	msgs, err := p.Sync(ctx)
-	if err != nil {
-		return fmt.Errorf("%s syncs: %w", p.name, err)
-	}
-	for _, m := range msgs {
-		if line := Describe(m); line != "" {
-			fmt.Fprintf(sc.Out, "  %-22s sees  %s\n", p.name, line)
+// await syncs p until it has seen want more messages worth showing (over
+// federation they arrive asynchronously), printing each as p sees it.
+func (sc *Scenario) await(ctx context.Context, p *person, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	seen := 0
+	for {
+		msgs, err := p.Sync(ctx)
+		if err != nil {
+			return fmt.Errorf("%s syncs: %w", p.name, err)
+		}
+		for _, m := range msgs {
+			if line := Describe(m); line != "" {
+				fmt.Fprintf(sc.Out, "  %-22s sees  %s\n", p.name, line)
+				seen++
+			}
+		}
+		if seen >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s saw %d of %d messages: %w", p.name, seen, want, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return nil
 }
 
 // Describe renders a message in one line as a person would see it.
@@ -159,7 +174,7 @@ func (sc *Scenario) SecondOpinion(ctx context.Context, requester, colleague, pat
 		if err := req.Invite(ctx, room, p.UserID()); err != nil {
 			return err
 		}
-		if err := sc.show(ctx, p); err != nil {
+		if err := sc.await(ctx, p, 1); err != nil {
 			return err
 		}
 	}
@@ -179,7 +194,7 @@ func (sc *Scenario) SecondOpinion(ctx context.Context, requester, colleague, pat
 		return err
 	}
 	for _, p := range []*person{col, pat} {
-		if err := sc.show(ctx, p); err != nil {
+		if err := sc.await(ctx, p, 3); err != nil {
 			return err
 		}
 	}
@@ -192,7 +207,7 @@ func (sc *Scenario) SecondOpinion(ctx context.Context, requester, colleague, pat
 		return err
 	}
 	for _, p := range []*person{req, pat} {
-		if err := sc.show(ctx, p); err != nil {
+		if err := sc.await(ctx, p, 1); err != nil {
 			return err
 		}
 	}
