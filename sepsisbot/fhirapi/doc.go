@@ -2,10 +2,12 @@
 // small REST endpoint that accepts Observations pushed to it, and a poller
 // that fetches new Observations from a hospital FHIR server.
 //
-// The endpoint (NewHandler) implements the two interactions a sender
-// needs: create (POST [base]/Observation, FHIR R4 §3.1.0.7 "create") and
-// transaction/batch (POST [base] with a Bundle, §3.1.0.11), plus the
-// capabilities interaction (GET [base]/metadata). Requests other than
+// The endpoint (NewHandler) implements the interactions a sender needs:
+// create (POST [base]/Observation, FHIR R4 §3.1.0.7 "create", also
+// conditional), update (PUT [base]/Observation/<id> or conditional,
+// §3.1.0.4), and transaction/batch (POST [base] with a Bundle of such
+// entries, §3.1.0.11), plus the capabilities interaction
+// (GET [base]/metadata). Requests other than
 // capabilities must carry the configured bearer token. Errors are OperationOutcomes with
 // stable issue codes; values the bot cannot use are reported in the
 // OperationOutcome of a successful answer and otherwise ignored. The

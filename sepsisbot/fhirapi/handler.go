@@ -114,18 +114,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	var limit int64
-	switch path {
-	case "/Observation":
-		limit = fhirobs.MaxObservationBytes
-	case "":
+	allow := http.MethodPost
+	var status, id string
+	switch {
+	case path == "":
 		limit = fhirobs.MaxBundleBytes
+	case path == "/Observation" || strings.HasPrefix(path, "/Observation/"):
+		limit = fhirobs.MaxObservationBytes
+		url := strings.TrimPrefix(path, "/")
+		if r.URL.RawQuery != "" {
+			url += "?" + r.URL.RawQuery
+		}
+		var ok bool
+		if status, id, ok = observationRequest(r.Method, url); !ok {
+			allow = "POST, PUT"
+			if path != "/Observation" {
+				allow = http.MethodPut
+			}
+		}
 	default:
-		writeError(w, http.StatusNotFound, "not-supported", "only GET [base]/metadata, POST [base]/Observation and POST [base] are supported")
+		writeError(w, http.StatusNotFound, "not-supported", "only GET [base]/metadata, POST or PUT [base]/Observation and POST [base] are supported")
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "not-supported", "only POST is supported")
+	if status == "" && (path != "" || r.Method != http.MethodPost) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "not-supported", "method not supported here; allowed: "+allow)
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/fhir+json" && mt != "application/json") {
@@ -142,11 +155,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "structure", "could not read the body")
 		return
 	}
-	if path == "/Observation" {
-		h.create(w, r, body)
-	} else {
+	if path == "" {
 		h.bundle(w, r, body)
+	} else {
+		h.create(w, r, body, status, id)
 	}
+}
+
+// observationRequest checks the method and URL of a request that stores an
+// Observation: create (POST Observation, also conditional with a query)
+// or update (PUT Observation/<id>, or conditional with a query). It
+// returns the HTTP status to report and the logical id to name. The
+// endpoint keeps no resources, so create and update mean the same to it:
+// the values are taken, and taking them twice changes nothing.
+func observationRequest(method, url string) (status, id string, ok bool) {
+	url = strings.TrimPrefix(url, "/")
+	rest, query := url, false
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		rest, query = url[:i], true
+	}
+	switch {
+	case method == http.MethodPost && rest == "Observation":
+		return "201 Created", newID(), true
+	case method == http.MethodPut && rest == "Observation" && query:
+		return "200 OK", newID(), true
+	case method == http.MethodPut && strings.HasPrefix(rest, "Observation/") && fhirobs.ValidPseudonym(strings.TrimPrefix(rest, "Observation/")):
+		// ValidPseudonym checks the FHIR id syntax, [A-Za-z0-9-.]{1,64}.
+		return "200 OK", strings.TrimPrefix(rest, "Observation/"), true
+	}
+	return "", "", false
 }
 
 // newID returns a random logical id for a created Observation. The
@@ -157,8 +194,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// create handles POST [base]/Observation.
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, body []byte) {
+// create handles POST [base]/Observation and PUT [base]/Observation/<id>.
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, body []byte, status, id string) {
 	o, err := fhirobs.DecodeObservation(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "structure", err.Error())
@@ -171,25 +208,29 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	h.log.Info("fhir create", "measurements", len(rep.Measurements), "ignored", len(rep.Issues))
-	id := newID()
 	w.Header().Set("Location", "Observation/"+id+"/_history/1")
 	oo := issuesOutcome(rep.Issues, "Observation")
 	if oo == nil {
 		oo = outcome(OutcomeIssue{Severity: "information", Code: "informational", Diagnostics: fmt.Sprintf("accepted %d measurements", len(rep.Measurements))})
 	}
-	writeJSON(w, http.StatusCreated, oo)
+	code := http.StatusCreated
+	if strings.HasPrefix(status, "200") {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, oo)
 }
 
 // entryResult is the outcome of one Bundle entry.
 type entryResult struct {
-	status  string // "201 Created" or an error status
+	status  string // "201 Created", "200 OK" or an error status
+	id      string // logical id named in the location
 	rep     fhirobs.Report
 	failure *OutcomeIssue
 }
 
 // bundle handles POST [base] with a transaction or batch Bundle
 // (FHIR R4 §3.1.0.11). A transaction is all or nothing: an entry that is
-// not a well-formed "POST Observation" fails the whole Bundle and nothing
+// not a well-formed Observation create or update fails the whole Bundle and nothing
 // is stored. In a batch such an entry fails alone. Values that cannot be
 // used never fail an entry; they are reported in its outcome.
 func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -213,9 +254,14 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, body []byte) {
 	for i, e := range b.Entry {
 		res := &results[i]
 		expr := fmt.Sprintf("Bundle.entry[%d]", i)
-		if e.Request == nil || e.Request.Method != http.MethodPost || strings.TrimPrefix(e.Request.URL, "/") != "Observation" {
+		var status, id string
+		ok := false
+		if e.Request != nil {
+			status, id, ok = observationRequest(e.Request.Method, e.Request.URL)
+		}
+		if !ok {
 			res.status = "400 Bad Request"
-			res.failure = &OutcomeIssue{Severity: "error", Code: "not-supported", Diagnostics: "only POST Observation entries are supported", Expression: []string{expr + ".request"}}
+			res.failure = &OutcomeIssue{Severity: "error", Code: "not-supported", Diagnostics: "only POST Observation and PUT Observation/<id> entries are supported", Expression: []string{expr + ".request"}}
 			continue
 		}
 		o, err := fhirobs.DecodeObservation(e.Resource)
@@ -224,7 +270,7 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, body []byte) {
 			res.failure = &OutcomeIssue{Severity: "error", Code: "structure", Diagnostics: err.Error(), Expression: []string{expr + ".resource"}}
 			continue
 		}
-		res.status = "201 Created"
+		res.status, res.id = status, id
 		res.rep = fhirobs.Map(o, now)
 		all = append(all, res.rep.Measurements...)
 	}
@@ -249,7 +295,7 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, body []byte) {
 		if res.failure != nil {
 			oo = outcome(*res.failure)
 		} else {
-			br.Location = "Observation/" + newID() + "/_history/1"
+			br.Location = "Observation/" + res.id + "/_history/1"
 			oo = issuesOutcome(res.rep.Issues, fmt.Sprintf("Bundle.entry[%d].resource", i))
 			ignored += len(res.rep.Issues)
 		}

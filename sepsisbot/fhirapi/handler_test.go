@@ -174,7 +174,8 @@ func TestEndpointRefusesBadRequestsWithOperationOutcomes(t *testing.T) {
 		{"too large", "/fhir/Observation", "application/fhir+json", testToken, strings.Repeat(" ", fhirobs.MaxObservationBytes+1) + valid, 413, "too-costly"},
 		{"other resource type", "/fhir/Patient", "application/fhir+json", testToken, `{}`, 404, "not-supported"},
 		{"document bundle", "/fhir", "application/fhir+json", testToken, `{"resourceType":"Bundle","type":"document"}`, 400, "invalid"},
-		{"transaction with a PUT", "/fhir/", "application/fhir+json", testToken, `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + valid + `,"request":{"method":"PUT","url":"Observation/1"}}]}`, 400, "not-supported"},
+		{"transaction with a DELETE", "/fhir/", "application/fhir+json", testToken, `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + valid + `,"request":{"method":"DELETE","url":"Observation/1"}}]}`, 400, "not-supported"},
+		{"transaction creating a Patient", "/fhir/", "application/fhir+json", testToken, `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + valid + `,"request":{"method":"POST","url":"Patient"}}]}`, 400, "not-supported"},
 		{"transaction with a malformed entry", "/fhir/", "application/fhir+json", testToken, `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + valid + `,"request":{"method":"POST","url":"Observation"}},{"resource":{"resourceType":"Observation","x":1},"request":{"method":"POST","url":"Observation"}}]}`, 400, "structure"},
 	}
 	for _, tt := range tests {
@@ -205,7 +206,7 @@ func TestGetIsNotAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST, PUT" {
 		t.Fatalf("status %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
@@ -314,5 +315,37 @@ func TestMetadataDescribesTheEndpointWithoutAToken(t *testing.T) {
 	}
 	if cs.ResourceType != "CapabilityStatement" || cs.FHIRVersion != "4.0.1" || cs.Rest[0].Resource[0].Type != "Observation" {
 		t.Fatalf("capability statement %+v", cs)
+	}
+}
+
+func TestUpdatesAndConditionalCreatesAreTaken(t *testing.T) {
+	sink := &recordingSink{}
+	srv := newTestServer(t, sink)
+	obs := observationJSON("8867-4", "/min", 101, "bed-03", "2026-11-29T10:05:00Z")
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/fhir/Observation/hr-0815", strings.NewReader(obs))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "Observation/hr-0815/_history/1" {
+		t.Fatalf("PUT: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[
+	  {"resource":` + obs + `,"request":{"method":"PUT","url":"Observation?identifier=urn:lab|4711"}},
+	  {"resource":` + obs + `,"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|4712"}},
+	  {"resource":` + obs + `,"request":{"method":"PUT","url":"Observation/lab-4713"}}]}`
+	resp2, out := post(t, srv, "/fhir", "application/fhir+json", testToken, body)
+	if resp2.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp2.StatusCode, out)
+	}
+	b := decodeResponseBundle(t, out, "transaction-response", 3)
+	if b.Entry[0].Response.Status != "200 OK" || b.Entry[1].Response.Status != "201 Created" || b.Entry[2].Response.Location != "Observation/lab-4713/_history/1" {
+		t.Fatalf("responses %+v %+v %+v", b.Entry[0].Response, b.Entry[1].Response, b.Entry[2].Response)
+	}
+	if got := sink.all(); len(got) != 4 {
+		t.Fatalf("sink got %d measurements, want 4", len(got))
 	}
 }
