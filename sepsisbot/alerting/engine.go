@@ -340,7 +340,10 @@ func (e *Engine) deliverPending(ctx context.Context, p *patient) error {
 		return nil
 	}
 	pa := ep.alerts[n-1]
-	pa.alert.RaisedAt = e.cfg.Clock.Now()
+	// A retry shows the latest assessment, under the same alert ID.
+	id0, kind := pa.alert.ID, pa.alert.Kind
+	pa.alert = e.alertFor(p, kind, pa.alert.Room, e.cfg.Clock.Now())
+	pa.alert.ID = id0
 	id, err := e.sink.PostAlert(ctx, pa.alert.Room, pa.alert)
 	if err != nil {
 		e.log.Warn("alerting: posting an alert failed; will retry", "room", pa.alert.Room, "err", err)

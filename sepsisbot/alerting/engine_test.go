@@ -290,6 +290,7 @@ func TestFailedPostIsRetriedAndAuditedOnce(t *testing.T) {
 	ctx := context.Background()
 	f.sink.fail = true
 	f.observe(t, "p1", 0.7)
+	f.observe(t, "p1", 0.72)
 	if err := f.eng.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +304,11 @@ func TestFailedPostIsRetriedAndAuditedOnce(t *testing.T) {
 	if err := f.eng.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.sink.count() != 1 || f.sink.alerts[0].Kind != KindNew || f.countRows(t, `SELECT COUNT(*) FROM alerts`) != 1 {
+	if f.sink.count() != 1 || f.sink.alerts[0].Kind != KindNew || f.sink.alerts[0].Risk != 0.72 || f.countRows(t, `SELECT COUNT(*) FROM alerts`) != 1 {
 		t.Fatalf("after recovery: %d posts, %+v", f.sink.count(), f.sink.alerts)
+	}
+	if !f.sink.alerts[0].RaisedAt.Equal(f.clock.Now()) {
+		t.Fatalf("raised at %v, want the time of delivery %v", f.sink.alerts[0].RaisedAt, f.clock.Now())
 	}
 	// Escalation counts from the delivery, not from the first attempt.
 	f.clock.Advance(29 * time.Minute)
