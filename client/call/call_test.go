@@ -2,6 +2,8 @@ package call
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -261,5 +263,49 @@ func TestRingingStopsWhenTheInviteExpires(t *testing.T) {
 	}
 	if got := b.sb.Call(ctx, "stale1"); got != nil {
 		t.Fatalf("an expired invite rang (%s)", got.State())
+	}
+}
+
+// TestPlacingWhileRungAnswersInstead: a user who calls someone whose call is
+// ringing on their device answers that call instead (Matrix VoIP glare,
+// "preparing to send").
+func TestPlacingWhileRungAnswersInstead(t *testing.T) {
+	n := newTestNetwork(t)
+	a := n.addDevice(alice, "A1", nil)
+	b := n.addDevice(bob, "B1", nil)
+	out := a.place(t, bob, b)
+	got, err := b.sb.Place(context.Background(), room, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != out.ID() || got.Direction() != Incoming {
+		t.Fatalf("placing returned call %s (%s), want the ringing %s answered", got.ID(), got.Direction(), out.ID())
+	}
+	waitState(t, out, StateConnected)
+	waitState(t, got, StateConnected)
+	if _, err := b.sb.Place(context.Background(), room, alice); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second call to the same user: %v, want ErrBusy", err)
+	}
+}
+
+// TestNoGoroutinesLeft: after calls and Close, the switchboards and their
+// peers leave no goroutines behind.
+func TestNoGoroutinesLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("calls", func(t *testing.T) {
+		n := newTestNetwork(t)
+		a := n.addDevice(alice, "A1", nil)
+		b := n.addDevice(bob, "B1", nil)
+		c := n.addDevice(carol, "C1", nil)
+		connect(t, a, b, bob)
+		connect(t, c, a, alice) // a second call of alice's, both up at Close
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // event goes through Marshal and Unmarshal, is delivered in order per
 // receiving device, and can be held back, dropped or rewritten by a filter.
 type testNetwork struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 	// devices: user → device → inbox
 	devices map[string]map[string]*inbox
@@ -32,7 +32,7 @@ type inbox struct {
 	ch chan Received
 }
 
-func newTestNetwork(t *testing.T) *testNetwork {
+func newTestNetwork(t testing.TB) *testNetwork {
 	return &testNetwork{t: t, devices: make(map[string]map[string]*inbox)}
 }
 
@@ -202,7 +202,7 @@ func (n *testNetwork) addDevice(user, id string, mod func(*Config)) *device {
 }
 
 // waitUpdate waits until the device emitted an update matching ok.
-func (d *device) waitUpdate(t *testing.T, what string, ok func(Update) bool) Update {
+func (d *device) waitUpdate(t testing.TB, what string, ok func(Update) bool) Update {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -243,7 +243,7 @@ func (d *device) snapshot() []Update {
 }
 
 // ringing waits for the device to ring and returns the call id.
-func (d *device) ringing(t *testing.T) string {
+func (d *device) ringing(t testing.TB) string {
 	t.Helper()
 	return d.waitUpdate(t, "ringing", func(u Update) bool {
 		return u.Event == "ringing" && u.Direction == Incoming
@@ -252,7 +252,7 @@ func (d *device) ringing(t *testing.T) string {
 
 // place calls user from d and waits until every device in ringers rings
 // with the call.
-func (d *device) place(t *testing.T, user string, ringers ...*device) *Call {
+func (d *device) place(t testing.TB, user string, ringers ...*device) *Call {
 	t.Helper()
 	c, err := d.sb.Place(context.Background(), room, user)
 	if err != nil {
@@ -267,14 +267,14 @@ func (d *device) place(t *testing.T, user string, ringers ...*device) *Call {
 }
 
 // ended waits for the call to end on the device and returns the update.
-func (d *device) ended(t *testing.T, callID string) Update {
+func (d *device) ended(t testing.TB, callID string) Update {
 	t.Helper()
 	return d.waitUpdate(t, "ended of "+callID, func(u Update) bool {
 		return u.Event == "ended" && u.CallID == callID
 	})
 }
 
-func (d *device) call(t *testing.T, id string) *Call {
+func (d *device) call(t testing.TB, id string) *Call {
 	t.Helper()
 	c := d.sb.Call(context.Background(), id)
 	if c == nil {
@@ -283,7 +283,7 @@ func (d *device) call(t *testing.T, id string) *Call {
 	return c
 }
 
-func waitState(t *testing.T, c *Call, s State) {
+func waitState(t testing.TB, c *Call, s State) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -292,7 +292,7 @@ func waitState(t *testing.T, c *Call, s State) {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))

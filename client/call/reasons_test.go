@@ -11,7 +11,7 @@ import (
 
 // connect places a call from a to b, has b answer, and waits until both
 // sides are connected.
-func connect(t *testing.T, a, b *device, user string) (out, in *Call) {
+func connect(t testing.TB, a, b *device, user string) (out, in *Call) {
 	t.Helper()
 	out = a.place(t, user, b)
 	if err := b.sb.Answer(context.Background(), out.ID()); err != nil {
