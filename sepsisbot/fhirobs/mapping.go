@@ -165,13 +165,22 @@ func effectiveTime(o *Observation) (time.Time, error) {
 // (R4 ObservationStatus value set).
 var usableStatus = map[string]bool{"final": true, "amended": true, "corrected": true, "preliminary": true}
 
+// The OIDs of LOINC and UCUM, which documents converted from CDA use as
+// system URIs.
+const (
+	loincOID = "urn:oid:2.16.840.1.113883.6.1"
+	ucumOID  = "urn:oid:2.16.840.1.113883.6.8"
+)
+
+func isLOINC(system string) bool { return system == LOINCSystem || system == loincOID }
+
 // knownCode returns the best-ranked known LOINC coding of a concept.
 func knownCode(c CodeableConcept) (string, loincCode, bool) {
 	var best string
 	var bestCode loincCode
 	found := false
 	for _, cd := range c.Coding {
-		if cd.System != LOINCSystem {
+		if !isLOINC(cd.System) {
 			continue
 		}
 		if lc, ok := loincCodes[cd.Code]; ok && (!found || lc.rank < bestCode.rank) {
@@ -184,7 +193,7 @@ func knownCode(c CodeableConcept) (string, loincCode, bool) {
 // hasCode reports whether a concept has the given LOINC code.
 func hasCode(c CodeableConcept, code string) bool {
 	for _, cd := range c.Coding {
-		if cd.System == LOINCSystem && cd.Code == code {
+		if isLOINC(cd.System) && cd.Code == code {
 			return true
 		}
 	}
@@ -194,7 +203,7 @@ func hasCode(c CodeableConcept, code string) bool {
 // firstLOINC returns the first LOINC code of a concept, for reports.
 func firstLOINC(c CodeableConcept) string {
 	for _, cd := range c.Coding {
-		if cd.System == LOINCSystem {
+		if isLOINC(cd.System) {
 			return cd.Code
 		}
 	}
@@ -310,7 +319,7 @@ func value(lc loincCode, val *Value) (Measurement, error) {
 		return m, fmt.Errorf("%w: no valueQuantity", ErrNoValue)
 	}
 	unit := q.Code
-	if q.System != "" && q.System != UCUMSystem {
+	if q.System != "" && q.System != UCUMSystem && q.System != ucumOID {
 		return m, fmt.Errorf("%w: unit system %q is not UCUM", ErrUnit, q.System)
 	}
 	if unit == "" {

@@ -180,6 +180,18 @@ func TestMapReadsRealisticObservations(t *testing.T) {
 	}
 }
 
+func TestMapAcceptsTheOIDsOfLOINCAndUCUM(t *testing.T) {
+	src := strings.Replace(strings.Replace(heartRate, `"http://loinc.org"`, `"urn:oid:2.16.840.1.113883.6.1"`, 1),
+		`"system": "http://unitsofmeasure.org"`, `"system": "urn:oid:2.16.840.1.113883.6.8"`, 1)
+	o, err := DecodeObservation([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := Map(o, testNow); len(r.Measurements) != 1 || r.Measurements[0].Variable != "HR" {
+		t.Fatalf("report %+v", r)
+	}
+}
+
 func TestMapReportsTheBloodPressureComponentWithoutValue(t *testing.T) {
 	o, err := DecodeObservation([]byte(bloodPressure))
 	if err != nil {
