@@ -208,13 +208,26 @@ func (s *Session) liveRoom(roomID string) (*room, error) {
 	return r, nil
 }
 
+// RoomOptions are the optional settings of a new room.
+type RoomOptions struct {
+	// AllowedServers restricts the room to users of these homeservers
+	// (the hub's own users always qualify); empty admits every federated
+	// server.
+	AllowedServers []string
+}
+
 // CreateRoom creates a room on the homeserver (which becomes its hub) and
 // its MLS group, with this device as the only member.
 func (s *Session) CreateRoom(ctx context.Context, name string) (string, error) {
+	return s.CreateRoomWith(ctx, name, RoomOptions{})
+}
+
+// CreateRoomWith is CreateRoom with options.
+func (s *Session) CreateRoomWith(ctx context.Context, name string, opts RoomOptions) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The server sees no room name: it stays inside the client's state.
-	id, err := s.api.CreateRoom(ctx, "")
+	id, err := s.api.CreateRoomWith(ctx, proto.CreateRoomRequest{AllowedServers: opts.AllowedServers})
 	if err != nil {
 		return "", fmt.Errorf("create room: %w", err)
 	}

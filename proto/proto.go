@@ -122,6 +122,9 @@ type CreateRoomRequest struct {
 	// Name is an optional label for the room visible to the server; clients
 	// keep sensitive room names inside MLS.
 	Name string `json:"name,omitempty"`
+	// AllowedServers, if set, restricts the room to users of these servers
+	// (the hub's own users always qualify): a room ACL for federation.
+	AllowedServers []string `json:"allowed_servers,omitempty"`
 }
 
 // CreateRoomResponse is the reply of POST /v1/rooms.

@@ -302,6 +302,15 @@ func (s *Server) hostsRoomFor(w http.ResponseWriter, r *http.Request, roomID, or
 		s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNotFound, "this server is not the hub of that room"))
 		return false
 	}
+	room, err := s.store.Room(r.Context(), roomID)
+	if err != nil {
+		s.fail(w, r, err)
+		return false
+	}
+	if !room.Admits(origin) {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "the room does not admit users of %s", origin))
+		return false
+	}
 	ok, err := s.store.ServerHasMember(r.Context(), roomID, origin)
 	if err != nil {
 		s.fail(w, r, err)

@@ -38,7 +38,18 @@ func (s *Server) handleCreateRoom(w http.ResponseWriter, r *http.Request, c call
 		writeError(w, http.StatusForbidden, proto.ErrForbidden, "patients cannot create rooms")
 		return
 	}
-	room := store.Room{ID: newRoomID(s.cfg.ServerName), Hub: s.cfg.ServerName, Name: truncate(req.Name, 256), Creator: c.User.ID, CreatedAt: time.Now()}
+	if len(req.AllowedServers) > 64 {
+		writeError(w, http.StatusBadRequest, proto.ErrInvalidParam, "at most 64 allowed servers")
+		return
+	}
+	for _, n := range req.AllowedServers {
+		if !ValidServerName(n) {
+			writeError(w, http.StatusBadRequest, proto.ErrInvalidParam, "allowed_servers holds a malformed server name")
+			return
+		}
+	}
+	room := store.Room{ID: newRoomID(s.cfg.ServerName), Hub: s.cfg.ServerName, Name: truncate(req.Name, 256), Creator: c.User.ID, CreatedAt: time.Now(),
+		AllowedServers: req.AllowedServers}
 	if _, err := s.store.CreateRoom(r.Context(), room, c.Device.DeviceID); err != nil {
 		s.fail(w, r, err)
 		return
@@ -153,6 +164,10 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, c caller) 
 			err = errorf(http.StatusForbidden, proto.ErrForbidden, "only moderators on the room's hub %s invite", hubOf(r.PathValue("room")))
 		}
 		s.fail(w, r, err)
+		return
+	}
+	if room, err := s.roomFromPath(r); err == nil && !room.Admits(serverOfUser(target.ID)) {
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrForbidden, "the room admits only users of %v", room.AllowedServers))
 		return
 	}
 	s.membershipChange(w, r, c, target.ID, proto.MembershipInvite, proto.RoomRoleMember, "room_invite", func(actor, t store.Member) error {

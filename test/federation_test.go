@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,19 @@ func TestFederatedRoomAcrossThreeHospitals(t *testing.T) {
 	}
 	for _, hs := range f.servers {
 		hs.assertNoPlaintext([]byte("PLAINTEXT-"))
+	}
+
+	// A room restricted to Freiburg and Heidelberg admits no one from
+	// Stuttgart, and Stuttgart cannot submit to it.
+	restricted, err := devs[0].CreateRoomWith(ctx, "Freiburg–Heidelberg only", client.RoomOptions{AllowedServers: []string{freiburg, heidelberg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := devs[0].Invite(ctx, restricted, devs[2].user); err == nil || !strings.Contains(err.Error(), "admits only") {
+		t.Errorf("invite into a restricted room: %v", err)
+	}
+	if err := devs[0].Invite(ctx, restricted, devs[1].user); err != nil {
+		t.Errorf("invite of an admitted server's user: %v", err)
 	}
 }
 

@@ -183,6 +183,14 @@ func (c *Client) CreateRoom(ctx context.Context, name string) (string, error) {
 	return out.RoomID, err
 }
 
+// CreateRoomWith creates a room with the options of req (e.g. a list of
+// servers whose users it admits).
+func (c *Client) CreateRoomWith(ctx context.Context, req proto.CreateRoomRequest) (string, error) {
+	var out proto.CreateRoomResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/rooms", req, &out)
+	return out.RoomID, err
+}
+
 // Rooms lists the rooms the user is invited to or joined.
 func (c *Client) Rooms(ctx context.Context) ([]proto.Room, error) {
 	var out proto.RoomsResponse

@@ -190,10 +190,11 @@ func clientRoomsCmd(run sessionRunner) *cobra.Command {
 
 func clientRoomCreateCmd(run sessionRunner) *cobra.Command {
 	var name string
+	var opts client.RoomOptions
 	cmd := &cobra.Command{
 		Use: "create --name NAME", Short: "Create a room (an MLS group with this device in it)", Args: cobra.NoArgs,
 		RunE: run(func(ctx context.Context, s *client.Session, out output, _ []string) error {
-			id, err := s.CreateRoom(ctx, name)
+			id, err := s.CreateRoomWith(ctx, name, opts)
 			if err != nil {
 				return err
 			}
@@ -201,6 +202,7 @@ func clientRoomCreateCmd(run sessionRunner) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&name, "name", "", "room name, kept end-to-end encrypted in the clients")
+	cmd.Flags().StringSliceVar(&opts.AllowedServers, "servers", nil, "admit only users of these homeservers (comma-separated); default: every federated server")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/medicus-health/medicus/proto"
@@ -55,6 +56,14 @@ type Room struct {
 	CreatedAt time.Time
 	// Epoch is the MLS epoch the hub expects the next commit for.
 	Epoch uint64
+	// AllowedServers, if not empty, restricts a hosted room's members to
+	// users of these servers (and of the hub).
+	AllowedServers []string
+}
+
+// Admits reports whether users of server may be members of the room.
+func (r Room) Admits(server string) bool {
+	return len(r.AllowedServers) == 0 || server == r.Hub || slices.Contains(r.AllowedServers, server)
 }
 
 // Member is a user's membership in a room.

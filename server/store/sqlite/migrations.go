@@ -118,6 +118,9 @@ CREATE TABLE media_remote (
 	origin  TEXT NOT NULL,
 	PRIMARY KEY (sha256, room_id)
 );`,
+	// 4: a room may be restricted to listed servers (space-separated;
+	// empty: every federated peer).
+	`ALTER TABLE rooms ADD COLUMN allowed_servers TEXT NOT NULL DEFAULT '';`,
 }
 
 func migrate(db *sql.DB) error {

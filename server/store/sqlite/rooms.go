@@ -113,7 +113,8 @@ func memberOf(tx *sql.Tx, roomID, userID string) (store.Member, error) {
 func (db *DB) CreateRoom(ctx context.Context, r store.Room, creatorDevice string) (proto.Event, error) {
 	var ev proto.Event
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO rooms (id, hub, name, creator, created_at) VALUES (?, ?, ?, ?, ?)`, r.ID, r.Hub, r.Name, r.Creator, ms(r.CreatedAt))
+		_, err := tx.Exec(`INSERT INTO rooms (id, hub, name, creator, created_at, allowed_servers) VALUES (?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Hub, r.Name, r.Creator, ms(r.CreatedAt), strings.Join(r.AllowedServers, " "))
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
 			return fmt.Errorf("create room %s: %w", r.ID, store.ErrExists)
 		}
@@ -135,11 +136,14 @@ func (db *DB) CreateRoom(ctx context.Context, r store.Room, creatorDevice string
 func (db *DB) Room(ctx context.Context, id string) (store.Room, error) {
 	var r store.Room
 	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, hub, name, creator, created_at FROM rooms WHERE id = ?`, id).Scan(&r.ID, &r.Hub, &r.Name, &r.Creator, &created)
+	var allowed string
+	err := db.read.QueryRowContext(ctx, `SELECT id, hub, name, creator, created_at, allowed_servers FROM rooms WHERE id = ?`, id).
+		Scan(&r.ID, &r.Hub, &r.Name, &r.Creator, &created, &allowed)
 	if err != nil {
 		return store.Room{}, notFound(err, "room "+id)
 	}
 	r.CreatedAt = fromMS(created)
+	r.AllowedServers = strings.Fields(allowed)
 	return r, nil
 }
 
