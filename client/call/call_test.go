@@ -309,3 +309,33 @@ func TestNoGoroutinesLeft(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCloseWithUnreadUpdates: Close hangs up and returns even when nobody
+// reads the updates any more.
+func TestCloseWithUnreadUpdates(t *testing.T) {
+	n := newTestNetwork(t)
+	n.addDevice(bob, "B1", nil)
+	updates := make(chan Update, 1)
+	sb, err := New(Config{UserID: alice, DeviceID: "A1", Signaller: &endpoint{n: n, user: alice, device: "A1"},
+		Peer: PeerConfig{LoopbackOnly: true}, Updates: updates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sb.Place(context.Background(), room, bob) // "ringing" fills the channel
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- sb.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close blocked on the unread updates channel")
+	}
+	if r, _ := c.Reason(); r != ReasonUserHangup {
+		t.Fatalf("call ended with %q", r)
+	}
+}

@@ -40,9 +40,9 @@ type Config struct {
 	// RejectWhenBusy answers an invite that arrives during another call
 	// with a user_busy hangup instead of ringing.
 	RejectWhenBusy bool
-	// Updates receives the switchboard's updates. The switchboard blocks on
-	// it (except for stats updates, which are dropped when it is full), so
-	// it must be drained; nil discards updates.
+	// Updates receives the switchboard's updates. Until Close the
+	// switchboard blocks on it (except for stats updates, which are dropped
+	// when it is full), so it must be drained; nil discards updates.
 	Updates chan<- Update
 	// Logger receives diagnostics (never SDP or candidates); nil means
 	// slog.Default().
@@ -100,10 +100,13 @@ type Switchboard struct {
 	clock Clock
 	log   *slog.Logger
 
-	ops  chan func()
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+	ops     chan func()
+	ctx     context.Context // canceled by Close: bounds every send
+	cancel  context.CancelFunc
+	closing chan struct{} // closed when Close starts: updates stop blocking
+	quit    chan struct{} // closed when the loop must stop
+	done    chan struct{} // closed when the loop has stopped
+	once    sync.Once
 
 	peers sync.WaitGroup // peers being closed
 
@@ -136,17 +139,19 @@ func New(cfg Config) (*Switchboard, error) {
 		cfg.StatsInterval = time.Second
 	}
 	s := &Switchboard{
-		cfg:   cfg,
-		clock: cfg.Clock,
-		log:   cfg.Logger,
-		ops:   make(chan func(), 1024),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		calls: make(map[string]*Call),
+		cfg:     cfg,
+		clock:   cfg.Clock,
+		log:     cfg.Logger,
+		ops:     make(chan func(), 1024),
+		closing: make(chan struct{}),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		calls:   make(map[string]*Call),
 	}
 	if s.clock == nil {
 		s.clock = systemClock{}
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -198,14 +203,19 @@ func (s *Switchboard) post(f func()) {
 func (s *Switchboard) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
-	err := s.do(ctx, func() {
-		for _, c := range s.calls {
-			if c.State() != StateEnded {
-				s.hangup(c, ReasonUserHangup)
+	var err error
+	s.once.Do(func() {
+		close(s.closing)
+		err = s.do(ctx, func() {
+			for _, c := range s.calls {
+				if c.State() != StateEnded {
+					s.hangup(c, ReasonUserHangup)
+				}
 			}
-		}
+		})
+		s.cancel()
+		close(s.quit)
 	})
-	s.once.Do(func() { close(s.quit) })
 	<-s.done
 	s.peers.Wait()
 	if errors.Is(err, ErrClosed) {
@@ -365,15 +375,8 @@ func (s *Switchboard) header(c *Call) Header {
 // send sends ev for call c to one device (or all the remote user's devices
 // if device is empty).
 func (s *Switchboard) send(c *Call, device string, ev Event) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, sendTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err := s.cfg.Signaller.Send(ctx, Target{Room: c.room, UserID: c.remote, DeviceID: device}, ev)
 	if err != nil {
 		s.log.Warn("call event not sent", "call", c.id, "event", ev.Type(), "err", err)
@@ -431,7 +434,14 @@ func (s *Switchboard) emit(c *Call, event string, withStats bool) {
 	}
 	select {
 	case s.cfg.Updates <- u:
-	case <-s.quit:
+		return
+	default:
+	}
+	// Block for a slow reader, but not once Close started: nobody may be
+	// reading any more.
+	select {
+	case s.cfg.Updates <- u:
+	case <-s.closing:
 	}
 }
 
