@@ -279,8 +279,8 @@ func TestSFUMediaContinuesUnderLossWithNACKs(t *testing.T) {
 	}
 	nacks, lost := receiver.NACKsSent()
 	got := receiver.Stats()[from]
-	t.Logf("5%% loss: %d of %d chunks dropped; receiver sent %d NACK packets (%d sequence numbers asked for); %d of %d frames arrived under loss, %d failures",
-		dropped.Load(), dropped.Load()+passed.Load(), nacks, lost, got.Frames-start.Frames, got.LastFrame-start.LastFrame, got.DecryptFailures)
+	t.Logf("5%% loss: %d of %d chunks dropped; receiver sent %d NACK packets (%d sequence numbers asked for); %d of %d frames arrived under loss, %d duplicates dropped, %d failures",
+		dropped.Load(), dropped.Load()+passed.Load(), nacks, lost, got.Frames-start.Frames, got.LastFrame-start.LastFrame, got.Duplicates, got.DecryptFailures)
 	if dropped.Load() == 0 || nacks == 0 || lost == 0 {
 		t.Fatalf("no loss or no NACKs: dropped %d, NACKs %d", dropped.Load(), nacks)
 	}

@@ -73,6 +73,10 @@ type SenderStats struct {
 	// DecryptFailures counts packets that did not decrypt (unknown KID,
 	// failed authentication, replay) or were not synthetic frames.
 	DecryptFailures int
+	// Duplicates counts RTP packets received twice (a retransmission of a
+	// packet that was late rather than lost); they are dropped before
+	// decryption, as a jitter buffer would.
+	Duplicates int
 	// LastError is the last decryption failure.
 	LastError error
 	// LastFrame is the number of the last decrypted frame.
@@ -90,6 +94,12 @@ type Participant struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// sending is held by SendVideo; seq and frame continue across calls so
+	// that RTP sequence numbers (and SRTP indexes) are never reused.
+	sending sync.Mutex
+	seq     uint16
+	frame   uint64
 
 	wantKeyframe atomic.Bool
 	plis         atomic.Int64
@@ -263,11 +273,19 @@ func (p *Participant) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) 
 		}
 	})
 	buf := make([]byte, 0, 1500)
+	// seen[seq % len] holds seq+1 for the recently received sequence numbers.
+	var seen [1024]uint32
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
 			return
 		}
+		slot := &seen[int(pkt.SequenceNumber)%len(seen)]
+		if *slot == uint32(pkt.SequenceNumber)+1 {
+			p.update(func() { p.stats[device].Duplicates++ })
+			continue
+		}
+		*slot = uint32(pkt.SequenceNumber) + 1
 		pt, _, derr := p.opts.Keys.Decrypt(buf[:0], nil, pkt.Payload)
 		var key bool
 		var n uint64
@@ -301,28 +319,32 @@ func parseFrame(pt []byte) (keyframe bool, n uint64, err error) {
 
 // SendVideo sends n synthetic frames, one every interval, each encrypted
 // with SFrame; the first frame and every frame after a keyframe request
-// are keyframes. It returns when done or when ctx ends.
+// are keyframes. It returns when done, when ctx ends or the call ends.
+// Calls are serialized; frame numbers continue from the previous call.
 func (p *Participant) SendVideo(ctx context.Context, n int, interval time.Duration) error {
+	p.sending.Lock()
+	defer p.sending.Unlock()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	seq := uint16(0)
 	frame := make([]byte, p.opts.FrameSize)
 	copy(frame, FramePrefix)
 	p.wantKeyframe.Store(true)
-	for i := range n {
+	for range n {
+		i := p.frame
+		p.frame++
 		kind := byte('D')
 		if p.wantKeyframe.Swap(false) {
 			kind = 'K'
 		}
 		frame[len(FramePrefix)] = kind
-		binary.BigEndian.PutUint64(frame[len(FramePrefix)+1:], uint64(i))
+		binary.BigEndian.PutUint64(frame[len(FramePrefix)+1:], i)
 		// A fresh buffer per frame: the NACK responder may keep the packet.
 		ct, err := p.opts.Keys.Encrypt(nil, nil, frame)
 		if err != nil {
 			return fmt.Errorf("sfu: encrypt frame %d: %w", i, err)
 		}
-		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: seq, Timestamp: uint32(i) * 3000}, Payload: ct}
-		seq++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: p.seq, Timestamp: uint32(i) * 3000}, Payload: ct}
+		p.seq++
 		if err := p.video.WriteRTP(pkt); err != nil {
 			return fmt.Errorf("sfu: send frame %d: %w", i, err)
 		}
