@@ -208,3 +208,97 @@ func twoSessionsInARoom(t *testing.T, edit func(string) string) (*homeserver, *d
 	b.sync()
 	return hs, a, b, room
 }
+
+// TestSelectAnswerThroughHomeserver: both of bob's devices ring and answer;
+// alice selects one answer, that device connects, and the other stops with
+// answered_elsewhere — with events addressed to users, as sessions send them.
+func TestSelectAnswerThroughHomeserver(t *testing.T) {
+	_, a, b1, room := twoSessionsInARoom(t, nil)
+	b2 := newDeviceWith(t, a.hs, b1.user, &client.LoginOptions{DeviceName: "tablet", Identity: b1.IdentityKey()})
+	b1.sync() // adds the new device to the room
+	b2.sync() // joins
+	a.sync()
+	loop := call.PeerConfig{LoopbackOnly: true}
+	ca, cb1, cb2 := newCaller(t, a, loop), newCaller(t, b1, loop), newCaller(t, b2, loop)
+	ctx := ctxT(t)
+
+	out, err := ca.sb.Place(ctx, room, b1.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*caller{cb1, cb2} {
+		c.await(t, "ringing", func(u call.Update) bool { return u.Event == "ringing" && u.CallID == out.ID() })
+	}
+	for _, c := range []*caller{cb1, cb2} {
+		if err := c.sb.Answer(ctx, out.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca.await(t, "connected", func(u call.Update) bool { return u.Event == "connected" && u.CallID == out.ID() })
+	var winners, losers int
+	for _, c := range []*caller{cb1, cb2} {
+		u := c.await(t, "connected or ended", func(u call.Update) bool {
+			return u.CallID == out.ID() && (u.Event == "connected" || u.Event == "ended")
+		})
+		switch {
+		case u.Event == "connected":
+			winners++
+		case u.Reason == call.ReasonAnsweredElsewhere:
+			losers++
+		default:
+			t.Errorf("%s: call ended with %s", c.DeviceID(), u.Reason)
+		}
+	}
+	if winners != 1 || losers != 1 {
+		t.Fatalf("%d devices connected and %d answered elsewhere, want 1 and 1", winners, losers)
+	}
+}
+
+// TestGlareThroughHomeserver: alice and bob call each other at the same time
+// and end up in one call. If both invites went out, it is the one with the
+// lower call id; if one arrived before the other was placed, placing
+// answered it.
+func TestGlareThroughHomeserver(t *testing.T) {
+	_, a, b, room := twoSessionsInARoom(t, nil)
+	loop := call.PeerConfig{LoopbackOnly: true}
+	ca, cb := newCaller(t, a, loop), newCaller(t, b, loop)
+	ctx := ctxT(t)
+
+	var placed [2]*call.Call
+	var wg sync.WaitGroup
+	for i, pair := range [][2]*caller{{ca, cb}, {cb, ca}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pair[0].sb.Place(ctx, room, pair[1].user)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			placed[i] = c
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	want := placed[0].ID()
+	if placed[0].Direction() == call.Outgoing && placed[1].Direction() == call.Outgoing {
+		want = min(placed[0].ID(), placed[1].ID())
+		t.Logf("invites crossed: keeping %s of %s and %s", want, placed[0].ID(), placed[1].ID())
+	} else if placed[1].Direction() == call.Outgoing {
+		want = placed[1].ID()
+	}
+	for _, c := range []*caller{ca, cb} {
+		c.await(t, "connected", func(u call.Update) bool { return u.Event == "connected" && u.CallID == want })
+		active := 0
+		for _, cl := range c.sb.Calls(ctx) {
+			if cl.State() != call.StateEnded {
+				active++
+			}
+		}
+		if active != 1 {
+			t.Fatalf("%s has %d active calls", c.user, active)
+		}
+	}
+}
