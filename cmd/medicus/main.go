@@ -24,6 +24,7 @@ func main() {
 	root.AddCommand(serverCmd(), adminCmd(), demoCmd(), clientCmd())
 	root.AddCommand(sepsisbotCmd())
 	root.AddCommand(mlsCmd())
+	root.AddCommand(pkiCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "medicus:", err)
 		os.Exit(1)
