@@ -286,7 +286,7 @@ func printCertInfo(w io.Writer, info certInfo) {
 	fmt.Fprintf(w, "valid from:  %s\n", info.NotBefore.Format(time.RFC3339))
 	left := time.Until(info.NotAfter)
 	if left > 0 {
-		fmt.Fprintf(w, "valid until: %s (%d days left)\n", info.NotAfter.Format(time.RFC3339), int(left.Hours()/24))
+		fmt.Fprintf(w, "valid until: %s (%d days left)\n", info.NotAfter.Format(time.RFC3339), int((left+12*time.Hour)/(24*time.Hour)))
 	} else {
 		fmt.Fprintf(w, "valid until: %s (EXPIRED)\n", info.NotAfter.Format(time.RFC3339))
 	}
