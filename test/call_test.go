@@ -25,17 +25,21 @@ type caller struct {
 // newCaller starts a switchboard on d whose signalling travels as the
 // session's MLS-encrypted ephemeral messages, and follows d's sync to
 // deliver the call events it brings.
-func newCaller(t *testing.T, d *device, peer call.PeerConfig) *caller {
+func newCaller(t *testing.T, d *device, peer call.PeerConfig, mods ...func(*call.Config)) *caller {
 	t.Helper()
 	ups := make(chan call.Update, 64)
-	sb, err := call.New(call.Config{
+	cfg := call.Config{
 		UserID: d.UserID(), DeviceID: d.DeviceID(),
 		Signaller:     call.SessionSignaller{Session: d.Session},
 		Peer:          peer,
 		StatsInterval: 200 * time.Millisecond,
 		Updates:       ups,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	sb, err := call.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,6 +303,26 @@ func TestGlareThroughHomeserver(t *testing.T) {
 		}
 		if active != 1 {
 			t.Fatalf("%s has %d active calls", c.user, active)
+		}
+	}
+}
+
+// TestInviteTimeoutThroughHomeserver: an invite nobody answers ends with
+// invite_timeout on the caller and, by its hangup, on the callee's device.
+func TestInviteTimeoutThroughHomeserver(t *testing.T) {
+	_, a, b, room := twoSessionsInARoom(t, nil)
+	loop := call.PeerConfig{LoopbackOnly: true}
+	ca := newCaller(t, a, loop, func(c *call.Config) { c.InviteLifetime = 3 * time.Second })
+	cb := newCaller(t, b, loop)
+	out, err := ca.sb.Place(ctxT(t), room, b.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.await(t, "ringing", func(u call.Update) bool { return u.Event == "ringing" && u.CallID == out.ID() })
+	for _, c := range []*caller{ca, cb} {
+		u := c.await(t, "ended", func(u call.Update) bool { return u.Event == "ended" && u.CallID == out.ID() })
+		if u.Reason != call.ReasonInviteTimeout {
+			t.Errorf("%s: call ended with %s, want invite_timeout", c.user, u.Reason)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/medicus-health/medicus/client/content"
 )
 
 const testSDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -137,4 +139,54 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("re-encoded event does not decode: %v", err)
 		}
 	})
+}
+
+func FuzzDecodeContent(f *testing.F) {
+	for _, ev := range testEvents() {
+		raw, err := EncodeContent(ev)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	text, err := content.Encode(content.New(&content.Text{Markdown: "hi"}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(text)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ev, ok, err := DecodeContent(raw)
+		if (ev != nil) != (ok && err == nil) {
+			t.Fatalf("event %v with ok=%v err=%v", ev, ok, err)
+		}
+		if ev != nil {
+			if _, err := EncodeContent(ev); err != nil {
+				t.Fatalf("decoded event does not encode: %v", err)
+			}
+		}
+	})
+}
+
+func TestDecodeContent(t *testing.T) {
+	for _, ev := range testEvents() {
+		raw, err := EncodeContent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := DecodeContent(raw)
+		if !ok || err != nil || got.Type() != ev.Type() || got.Head().CallID != ev.Head().CallID {
+			t.Fatalf("%s: got %v ok=%v err=%v", ev.Type(), got, ok, err)
+		}
+	}
+	text, err := content.Encode(content.New(&content.Text{Markdown: "hi"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok, err := DecodeContent(text); ev != nil || ok || err != nil {
+		t.Fatalf("a text message decoded as a call event: %v %v %v", ev, ok, err)
+	}
+	bad := []byte(`{"v":1,"id":"AAAAAAAAAAAAAAAAAAAAAA","type":"call","ts":1764390000000,"body":{"event":"m.call.hangup","body":{"call_id":"c","party_id":"p","version":"1","reason":"bored"}}}`)
+	if _, ok, err := DecodeContent(bad); !ok || !errors.Is(err, ErrInvalidEvent) {
+		t.Fatalf("an invalid call event: ok=%v err=%v", ok, err)
+	}
 }

@@ -73,9 +73,10 @@ func DecodeContent(raw []byte) (ev Event, ok bool, err error) {
 
 // DeliverContent hands the switchboard a decrypted ephemeral message of a
 // room if it is a call event: the client calls it for each ephemeral
-// message its sync brings (sentAt is the homeserver's receive time, from
-// which the event's age is computed with the switchboard's clock). It
-// reports whether the message was a call event.
+// message its sync brings. sentAt is the homeserver's receive time; the
+// event's age is the switchboard's clock minus sentAt (never negative), so a
+// device whose clock runs ahead of the homeserver's by more than an invite's
+// lifetime does not ring. It reports whether the message was a call event.
 func (s *Switchboard) DeliverContent(ctx context.Context, room, sender, senderDevice string, sentAt time.Time, raw []byte) (bool, error) {
 	ev, ok, err := DecodeContent(raw)
 	if !ok || err != nil {
