@@ -15,5 +15,7 @@
 // the remote tracks, and reports [Stats] (RTP packets received and lost,
 // NACKs, the selected candidate pair's type and round-trip time). [Update]s
 // on the switchboard's event channel are what `medicus client call --json`
-// prints, one JSON object per line (see [WriteUpdates]).
+// prints, one JSON object per line (see [PlaceAndFollow], [AnswerAndFollow]);
+// `medicus client hangup` reaches the process running the call through its
+// control socket ([ListenControl], [RequestHangup]).
 package call
