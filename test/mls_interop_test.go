@@ -198,8 +198,8 @@ func TestMLSInteropScenarios(t *testing.T) {
 		})
 	}
 	t.Run("deep_random", func(t *testing.T) {
-		p := scenario.DeepRandomParams{InitialSize: 10, MaxSize: 20, Commits: 15, PExternal: 0.15, PResync: 0.5,
-			MaxAdds: 4, MaxFracUpdates: 0.4, MaxFracRemovals: 0.4}
+		p := scenario.DeepRandomParams{InitialSize: 8, MaxSize: 14, Commits: 10, PExternal: 0.2, PResync: 0.5,
+			MaxAdds: 3, MaxFracUpdates: 0.4, MaxFracRemovals: 0.4}
 		if os.Getenv("MEDICUS_MLS_INTEROP_DEEP") == "official" {
 			p = scenario.OfficialDeepRandom
 		}
