@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -337,5 +338,23 @@ func TestCloseWithUnreadUpdates(t *testing.T) {
 	}
 	if r, _ := c.Reason(); r != ReasonUserHangup {
 		t.Fatalf("call ended with %q", r)
+	}
+}
+
+// TestInviteFloodIsBounded: a room member sending invite after invite makes
+// at most maxActiveCalls calls ring.
+func TestInviteFloodIsBounded(t *testing.T) {
+	n := newTestNetwork(t)
+	b := n.addDevice(bob, "B1", nil)
+	ctx := context.Background()
+	for i := range 3 * maxActiveCalls {
+		inv := &Invite{Header: Header{CallID: fmt.Sprintf("flood%03d", i), PartyID: "P1", Version: "1"}, Lifetime: 60000,
+			Offer: SessionDescription{Type: "offer", SDP: testSDP}}
+		if err := b.sb.Deliver(ctx, Received{Room: room, Sender: carol, SenderDevice: "C1", Event: inv}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(b.sb.Calls(ctx)); got != maxActiveCalls {
+		t.Fatalf("%d calls ringing, want at most %d", got, maxActiveCalls)
 	}
 }

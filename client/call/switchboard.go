@@ -89,6 +89,7 @@ const (
 	maxPendingCandidates = 256 // remote candidates buffered per party
 	maxPendingParties    = 16  // answering parties buffered per outgoing call
 	maxEndedCalls        = 64  // ended calls kept for lookups
+	maxActiveCalls       = 16  // calls ringing or up at once; further invites are ignored
 	sendTimeout          = 15 * time.Second
 )
 
@@ -745,6 +746,10 @@ func (s *Switchboard) onInvite(in Received, inv *Invite) {
 		if err := s.answer(c); err != nil {
 			s.log.Warn("glare: answering the winning call failed", "call", c.id, "err", err)
 		}
+		return
+	}
+	if active := len(s.calls) - len(s.ended); active >= maxActiveCalls {
+		s.log.Warn("invite ignored: too many calls", "call", inv.CallID, "active", active)
 		return
 	}
 	if s.cfg.RejectWhenBusy {
