@@ -21,9 +21,11 @@ import (
 	"github.com/medicus-health/medicus/client"
 	"github.com/medicus-health/medicus/client/content"
 	"github.com/medicus-health/medicus/crypto/pki"
+	"github.com/medicus-health/medicus/internal/demo"
 	"github.com/medicus-health/medicus/sepsisbot/bot"
 	"github.com/medicus-health/medicus/sepsisbot/fhirobs"
 	"github.com/medicus-health/medicus/sepsisbot/hl7"
+	"github.com/medicus-health/medicus/sepsisbot/physionet"
 )
 
 // sepsisPatient is the pseudonym of the deteriorating patient; it must
@@ -280,5 +282,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of a condition, not a synchronisation
+	}
+}
+
+// TestICUDemoScenario plays the ICU scenario of `medicus demo` against a
+// real homeserver, with a synthetic patient and, when set A is present,
+// with replayed PhysioNet stays.
+func TestICUDemoScenario(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.test", nil)
+	doctorID, nurseID, botID := hs.addUser("dr.weber", "doctor"), hs.addUser("pfl.schulz", "nurse"), hs.addUser("sepsis-bot", "bot")
+	hs.start()
+	ca, err := os.ReadFile(filepath.Join(hs.dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := func(user string) demo.Account {
+		return demo.Account{UserID: user, Password: testPassword, ServerURL: "https://" + hs.addr, CA: ca}
+	}
+	dataDir, _ := physionet.DataDir()
+	var out bytes.Buffer
+	sc := &demo.Scenario{Dir: t.TempDir(), Out: &out}
+	if err := sc.ICU(ctxT(t), account(doctorID), account(nurseID), account(botID), dataDir); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	for _, want := range []string{"ICU nurse              sees", "risk", "recorded the nurse's acknowledgement"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	for _, s := range demo.ICUSecrets {
+		hs.assertNoPlaintext([]byte(s))
 	}
 }
