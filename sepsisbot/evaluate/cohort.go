@@ -6,6 +6,11 @@ import (
 	"sort"
 )
 
+// WarningWindow is how many hours before t_sepsis an alert counts as a
+// warning of that onset for Sensitivity and MedianWarningHours; an alert
+// two days before onset is not a warning of it.
+const WarningWindow = 48
+
 // Cohort accumulates the stays of an evaluation. The zero value is ready
 // to use.
 type Cohort struct {
@@ -44,7 +49,7 @@ func (c *Cohort) Add(labels []bool, probabilities []float64, alerts []bool) erro
 	}
 	if ts, septic := SepsisTime(labels); septic {
 		c.septic++
-		for t := 0; t < len(alerts) && t <= ts+DtLate; t++ {
+		for t := max(0, ts-WarningWindow); t < len(alerts) && t <= ts+DtLate; t++ {
 			if alerts[t] {
 				c.detected++
 				c.warnings = append(c.warnings, float64(ts-t))
@@ -63,8 +68,8 @@ type Report struct {
 	// official script does.
 	AUROC float64 `json:"auroc"`
 	AUPRC float64 `json:"auprc"`
-	// Sensitivity is the fraction of septic stays alerted at or before
-	// t_sepsis+3 hours, the last hour the utility credits.
+	// Sensitivity is the fraction of septic stays alerted in the hours
+	// from t_sepsis−48 to t_sepsis+3 (the last hour the utility credits).
 	Sensitivity float64 `json:"sensitivity"`
 	// AlertsPerPatientDay counts alert onsets (an hour alerted after an hour
 	// not alerted) per 24 hours of stay.
@@ -72,8 +77,8 @@ type Report struct {
 	// AlertedHoursFraction is the fraction of all hours with an alert.
 	AlertedHoursFraction float64 `json:"alerted_hours_fraction"`
 	// MedianWarningHours is, over detected septic stays, the median of
-	// t_sepsis minus the first alerted hour (negative when the first alert
-	// came after onset); NaN-free: 0 when nothing was detected.
+	// t_sepsis minus the first alerted hour in that window (negative when
+	// it came after onset; at most 48); 0 when nothing was detected.
 	MedianWarningHours float64 `json:"median_warning_hours"`
 	Patients           int     `json:"patients"`
 	SepticPatients     int     `json:"septic_patients"`

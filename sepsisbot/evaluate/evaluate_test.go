@@ -194,3 +194,26 @@ func TestCohortReport(t *testing.T) {
 		t.Errorf("warning = %v, want 8 (t_s 10 − first alert 2)", r.MedianWarningHours)
 	}
 }
+
+func TestAlertsLongBeforeOnsetAreNotWarnings(t *testing.T) {
+	var c Cohort
+	// First label at row 60 (t_s = 66): an alert at row 10 is 56 hours
+	// early, outside the 48-hour warning window; the next, at row 20, is
+	// 46 hours early.
+	n := 70
+	labels, probs, alerts := make([]bool, n), make([]float64, n), make([]bool, n)
+	for i := 60; i < n; i++ {
+		labels[i] = true
+	}
+	alerts[10] = true
+	c.Add(labels, probs, alerts)
+	if r, _ := c.Report(); r.Sensitivity != 0 {
+		t.Fatalf("sensitivity %v with only an alert 56 h early, want 0", r.Sensitivity)
+	}
+	alerts[20] = true
+	var d Cohort
+	d.Add(labels, probs, alerts)
+	if r, _ := d.Report(); r.Sensitivity != 1 || r.MedianWarningHours != 46 {
+		t.Fatalf("sensitivity %v warning %v, want 1 and 46", r.Sensitivity, r.MedianWarningHours)
+	}
+}
