@@ -79,7 +79,7 @@ func sepsisbotTrainCmd() *cobra.Command {
 				return err
 			}
 			logw := cmd.ErrOrStderr()
-			m, err := model.Fit(stays, model.FitConfig{Params: params, Seed: seed, Progress: progressPrinter(logw)})
+			m, err := model.Fit(cmd.Context(), stays, model.FitConfig{Params: params, Seed: seed, Progress: progressPrinter(logw)})
 			if err != nil {
 				return err
 			}

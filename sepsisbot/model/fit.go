@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -69,8 +70,9 @@ func SplitStays(stays []*physionet.Stay, fraction float64, seed uint64) (first, 
 // Fit trains a model on stays: it holds out a stratified validation split,
 // bins the features at quantiles of the training stays, boosts trees with
 // early stopping on the validation log loss, and sets Threshold to the risk
-// that maximizes the normalized utility on the validation stays.
-func Fit(stays []*physionet.Stay, cfg FitConfig) (*Model, error) {
+// that maximizes the normalized utility on the validation stays. It
+// returns ctx's error if ctx is cancelled.
+func Fit(ctx context.Context, stays []*physionet.Stay, cfg FitConfig) (*Model, error) {
 	if cfg.ValidationFraction <= 0 || cfg.ValidationFraction >= 1 {
 		cfg.ValidationFraction = 0.2
 	}
@@ -109,7 +111,10 @@ func Fit(stays []*physionet.Stay, cfg FitConfig) (*Model, error) {
 			validDS.Append(x, s.Rows[i].Label)
 		}
 	}
-	res := Train(trainDS, validDS, params, cfg.Seed, cfg.Progress)
+	res, err := Train(ctx, trainDS, validDS, params, cfg.Seed, cfg.Progress)
+	if err != nil {
+		return nil, err
+	}
 
 	m := &Model{
 		Version:  FormatVersion,

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -374,8 +375,9 @@ type TrainResult struct {
 // Train fits gradient-boosted trees with logistic loss on train, stopping
 // when the validation log loss has not improved for Params.EarlyStop rounds
 // and keeping the best round. It is deterministic for a seed. progress, if
-// not nil, is called after each round.
-func Train(train, valid *Dataset, p Params, seed uint64, progress func(round int, validLogLoss float64)) TrainResult {
+// not nil, is called after each round. It returns ctx's error if ctx is
+// cancelled (checked between rounds).
+func Train(ctx context.Context, train, valid *Dataset, p Params, seed uint64, progress func(round int, validLogLoss float64)) (TrainResult, error) {
 	p = p.withDefaults()
 	n := train.Rows()
 	nf := len(train.Edges)
@@ -400,6 +402,9 @@ func Train(train, valid *Dataset, p Params, seed uint64, progress func(round int
 	bestV := slices.Clone(vmargin)
 	rows := make([]int32, 0, n)
 	for round := 0; round < p.Rounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return TrainResult{}, err
+		}
 		for i := range n {
 			pr := sigmoid(margin[i])
 			tr.g[i] = pr - train.labels[i]
@@ -456,7 +461,7 @@ func Train(train, valid *Dataset, p Params, seed uint64, progress func(round int
 		}
 		res.Trees = append(res.Trees, t)
 	}
-	return res
+	return res, nil
 }
 
 func logLoss(margin, y float64) float64 {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -40,11 +41,15 @@ func dataset(edges Edges, xs [][]float64, ys []bool) *Dataset {
 
 func trainSynthetic(t *testing.T, workers int) (TrainResult, Edges) {
 	t.Helper()
-	xs, ys := synthetic(4000, 1)
+	xs, ys := synthetic(2500, 1)
 	vx, vy := synthetic(1000, 2)
 	edges := ComputeEdges(xs, 3, 32)
-	p := Params{Rounds: 60, MinLeaf: 20, MinChildWeight: 1, Workers: workers, LearningRate: 0.2, MaxDepth: 3}
-	return Train(dataset(edges, xs, ys), dataset(edges, vx, vy), p, 7, nil), edges
+	p := Params{Rounds: 40, MinLeaf: 20, MinChildWeight: 1, Workers: workers, LearningRate: 0.2, MaxDepth: 3}
+	res, err := Train(context.Background(), dataset(edges, xs, ys), dataset(edges, vx, vy), p, 7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, edges
 }
 
 func TestTrainLearnsARuleWithMissingValues(t *testing.T) {
@@ -61,7 +66,7 @@ func TestTrainLearnsARuleWithMissingValues(t *testing.T) {
 	if acc := float64(correct) / float64(len(tx)); acc < 0.88 {
 		t.Fatalf("test accuracy %.3f, want ≥ 0.88", acc)
 	}
-	if res.Rounds == 0 || res.Rounds > 60 || math.IsInf(res.ValidLogLoss, 0) {
+	if res.Rounds == 0 || res.Rounds > 40 || math.IsInf(res.ValidLogLoss, 0) {
 		t.Fatalf("rounds %d, loss %v", res.Rounds, res.ValidLogLoss)
 	}
 }
@@ -249,4 +254,20 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal("NaN risk")
 		}
 	})
+}
+
+func BenchmarkRisk(b *testing.B) {
+	m, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := features.NewPatient()
+	v := physionet.Missing()
+	v[physionet.HR], v[physionet.Resp], v[physionet.SBP], v[physionet.Temp] = 104, 22, 101, 38.2
+	for range 24 {
+		p.Add(features.Hour{Values: v})
+	}
+	for b.Loop() {
+		m.Risk(p)
+	}
 }

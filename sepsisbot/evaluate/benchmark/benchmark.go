@@ -183,7 +183,7 @@ func CrossValidate(ctx context.Context, stays []*physionet.Stay, k int, cfg mode
 				train = append(train, s)
 			}
 		}
-		m, err := model.Fit(train, cfg)
+		m, err := model.Fit(ctx, train, cfg)
 		if err != nil {
 			return Results{}, fmt.Errorf("fold %d: %w", f+1, err)
 		}
