@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -445,6 +446,9 @@ func peerServer(t *testing.T, tr *Trust, cert tls.Certificate, h http.Handler) *
 	t.Helper()
 	ts := httptest.NewUnstartedServer(h)
 	ts.TLS = tr.ServerTLS(cert)
+	// Refused handshakes are the point of several tests; keep their log
+	// lines out of the output.
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	return ts
