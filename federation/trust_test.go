@@ -191,21 +191,36 @@ func TestMutualTLS13HandshakeBetweenAllowedPeers(t *testing.T) {
 	}
 }
 
-// refusedBy asserts that the server refused the client at the handshake
-// with an error matching serverWant, and that the client saw a TLS alert.
+// assertRefusedByServer asserts that the server refused the client at the
+// handshake with an error matching serverWant, and that the client saw the
+// TLS alert named alert.
 func assertRefusedByServer(t *testing.T, r handshakeResult, serverWant func(error) bool, alert string) {
 	t.Helper()
-	if r.server == nil {
-		t.Fatal("server accepted the handshake")
-	}
-	if !serverWant(r.server) {
-		t.Errorf("server's handshake error %q is not the expected kind", r.server)
-	}
-	if r.client == nil {
-		t.Fatal("client saw no error")
-	}
-	if !strings.Contains(r.client.Error(), "remote error: tls: "+alert) {
+	assertRefused(t, "server", r.server, serverWant, "client", r.client)
+	if r.client != nil && !strings.Contains(r.client.Error(), "remote error: tls: "+alert) {
 		t.Errorf("client error %q, want the alert %q", r.client, alert)
+	}
+}
+
+// assertRefusedByClient asserts that the client refused the server's
+// certificate with an error matching clientWant, and that the handshake
+// failed on the server too (the client's alert, or the server's own refusal
+// of a TLS version).
+func assertRefusedByClient(t *testing.T, r handshakeResult, clientWant func(error) bool) {
+	t.Helper()
+	assertRefused(t, "client", r.client, clientWant, "server", r.server)
+}
+
+func assertRefused(t *testing.T, decider string, err error, want func(error) bool, other string, otherErr error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s accepted the handshake", decider)
+	}
+	if !want(err) {
+		t.Errorf("%s's handshake error %q is not the expected kind", decider, err)
+	}
+	if otherErr == nil {
+		t.Errorf("%s saw no error", other)
 	}
 }
 
@@ -276,23 +291,6 @@ func TestServerRefusesClientAtHandshake(t *testing.T) {
 			t.Fatalf("server %v, client %v", r.server, r.client)
 		}
 	})
-}
-
-// assertRefusedByClient asserts that the client refused the server's
-// certificate with an error matching clientWant, and that the handshake
-// failed on the server too (the client's alert, or the server's own refusal
-// of a TLS version).
-func assertRefusedByClient(t *testing.T, r handshakeResult, clientWant func(error) bool) {
-	t.Helper()
-	if r.client == nil {
-		t.Fatal("client accepted the server")
-	}
-	if !clientWant(r.client) {
-		t.Errorf("client's handshake error %q is not the expected kind", r.client)
-	}
-	if r.server == nil {
-		t.Error("server saw no error")
-	}
 }
 
 func hostnameMismatch(err error) bool {
@@ -395,9 +393,12 @@ func TestNewTrustRefusesBadCAAndForeignCRL(t *testing.T) {
 	}
 }
 
-func TestReloadCRLRefusesForeignCRLAndKeepsRevocations(t *testing.T) {
+// assertReloadKeepsRevocations revokes Heidelberg's certificate, loads
+// Freiburg's Trust, spoils the CRL file with spoil, and checks that
+// ReloadCRL reports it and that Heidelberg stays refused.
+func assertReloadKeepsRevocations(t *testing.T, spoil func(crlFile string) error) {
+	t.Helper()
 	ca := newTestCA(t)
-	other := newTestCA(t)
 	frCert, _ := ca.issue(t, freiburg)
 	hdCert, hdFile := ca.issue(t, heidelberg)
 	if _, err := ca.ca.Revoke(ca.dir, hdFile); err != nil {
@@ -405,39 +406,31 @@ func TestReloadCRLRefusesForeignCRLAndKeepsRevocations(t *testing.T) {
 	}
 	tr := ca.trust(t, []string{heidelberg}, nil)
 	hdTrust := ca.trust(t, []string{freiburg}, nil)
-	// An attacker (or a mix-up) puts another CA's empty CRL in place.
-	foreignCRL, err := os.ReadFile(filepath.Join(other.dir, pki.CRLFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ca.dir, pki.CRLFile), foreignCRL, 0o644); err != nil {
+	if err := spoil(filepath.Join(ca.dir, pki.CRLFile)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.ReloadCRL(); err == nil {
-		t.Error("ReloadCRL accepted a CRL signed by another CA")
+		t.Error("ReloadCRL reported no error")
 	}
 	r := handshake(t, tr.ServerTLS(frCert), hdTrust.ClientTLS(hdCert, freiburg))
 	assertRefusedByServer(t, r, is(ErrRevoked), "bad certificate")
 }
 
+func TestReloadCRLRefusesForeignCRLAndKeepsRevocations(t *testing.T) {
+	// An attacker (or a mix-up) puts another CA's empty CRL in place.
+	other := newTestCA(t)
+	assertReloadKeepsRevocations(t, func(crlFile string) error {
+		foreign, err := os.ReadFile(filepath.Join(other.dir, pki.CRLFile))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(crlFile, foreign, 0o644)
+	})
+}
+
 func TestReloadCRLKeepsRevocationsWhenFileDisappears(t *testing.T) {
 	t.Skip("bug in federation/trust.go ReloadCRL: a configured CRL file that is missing counts as an empty CRL, so a deleted or misplaced crl.pem silently un-revokes every certificate (fail-open); NewTrust likewise starts with no revocations")
-	ca := newTestCA(t)
-	frCert, _ := ca.issue(t, freiburg)
-	hdCert, hdFile := ca.issue(t, heidelberg)
-	if _, err := ca.ca.Revoke(ca.dir, hdFile); err != nil {
-		t.Fatal(err)
-	}
-	tr := ca.trust(t, []string{heidelberg}, nil)
-	hdTrust := ca.trust(t, []string{freiburg}, nil)
-	if err := os.Remove(filepath.Join(ca.dir, pki.CRLFile)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.ReloadCRL(); err == nil {
-		t.Error("ReloadCRL reported no error for a missing CRL file")
-	}
-	r := handshake(t, tr.ServerTLS(frCert), hdTrust.ClientTLS(hdCert, freiburg))
-	assertRefusedByServer(t, r, is(ErrRevoked), "bad certificate")
+	assertReloadKeepsRevocations(t, os.Remove)
 }
 
 // peerServer is an httptest TLS server standing in for a peer homeserver,
