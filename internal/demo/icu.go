@@ -167,8 +167,30 @@ func icuStays(dataDir string) ([]*physionet.Stay, int, string) {
 		}
 		return stays, hours, "PhysioNet 2019 stays " + strings.Join(names, ", ")
 	}
+	// The synthetic patient deteriorates over a day, or longer if the
+	// model needs more to reach its threshold.
 	s := syntheticStay(24)
+	if m, err := model.Default(); err == nil {
+		for _, hours := range []int{24, 36, 48} {
+			if s = syntheticStay(hours); reachesThreshold(m, s) {
+				break
+			}
+		}
+	}
 	return []*physionet.Stay{s}, len(s.Rows), "a synthetic deteriorating patient"
+}
+
+// reachesThreshold reports whether the model's risk for the stay reaches
+// its threshold at some hour.
+func reachesThreshold(m *model.Model, s *physionet.Stay) bool {
+	fp := features.NewPatient()
+	for _, r := range s.Rows {
+		fp.Add(features.Hour{Values: r.Values})
+		if risk, _ := m.Risk(fp); risk >= m.Threshold {
+			return true
+		}
+	}
+	return false
 }
 
 func physionetStays(dataDir string) ([]*physionet.Stay, int, bool) {
