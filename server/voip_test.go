@@ -424,6 +424,44 @@ func TestSFUAsksForKeyframesPeriodically(t *testing.T) {
 	}
 }
 
+// TestSFUFullCallOfEight: eight devices (the default sfu_max_participants)
+// each receive and decrypt the other seven; a ninth is refused.
+func TestSFUFullCallOfEight(t *testing.T) {
+	e := newEnv(t, nil)
+	room, logins := callRoom(e)
+	// Participants are devices: the three members log in several times.
+	for _, user := range []string{"doc", "doc", "nurse", "nurse", "pat"} {
+		logins = append(logins, e.login(user))
+	}
+	keys := callKeys(t, 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var parts []*clientsfu.Participant
+	for i, l := range logins {
+		p := e.joinCall(ctx, room, l, keys[i], nil)
+		parts = append(parts, p)
+		go p.SendVideo(ctx, 1<<30, 50*time.Millisecond)
+	}
+	for i, p := range parts {
+		err := p.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool {
+			for j, l := range logins {
+				if j != i && s[l.DeviceID].Frames < 10 {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatalf("participant %d: %v", i, err)
+		}
+	}
+	ninth := e.login("pat")
+	_, err := clientsfu.Join(ctx, clientsfu.Options{Homeserver: e.ts.URL, Roots: e.roots(), Token: ninth.AccessToken, Room: room, Keys: keys[8]})
+	if err == nil || !strings.Contains(err.Error(), proto.ErrLimitExceeded) {
+		t.Fatalf("ninth participant: %v", err)
+	}
+}
+
 // BenchmarkSFUForwarding sends b.N SFrame-encrypted frames (600 bytes, one
 // RTP packet each, paced at 1 kHz) from one participant through the SFU to
 // two others and reports the whole process's CPU time per frame (the three
