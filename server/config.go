@@ -72,6 +72,9 @@ type Config struct {
 	// SFUIP is the only local address the SFU offers ICE candidates on;
 	// empty means every interface.
 	SFUIP string `toml:"sfu_ip"`
+	// SFUUDPPort is the one UDP port of all call media; 0 means an
+	// ephemeral port per participant.
+	SFUUDPPort int `toml:"sfu_udp_port"`
 
 	// FederationListen is the host:port of the server-to-server API
 	// (mutually authenticated TLS 1.3); empty disables federation.

@@ -39,6 +39,9 @@ func (c Config) validateMedia() []error {
 	if c.SFUKeyframeInterval.Duration < 100*time.Millisecond {
 		errs = append(errs, errors.New("sfu_keyframe_interval must be at least 100ms"))
 	}
+	if c.SFUUDPPort < 0 || c.SFUUDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("sfu_udp_port %d is not a port", c.SFUUDPPort))
+	}
 	if c.SFUIP != "" && net.ParseIP(c.SFUIP) == nil {
 		errs = append(errs, fmt.Errorf("sfu_ip %q is not an IP address", c.SFUIP))
 	}
@@ -49,7 +52,7 @@ func (c Config) validateMedia() []error {
 func (s *Server) startMedia() error {
 	sc := sfu.Config{
 		MaxParticipants: s.cfg.SFUMaxParticipants, PLIInterval: s.cfg.SFUKeyframeInterval.Duration,
-		IP: s.cfg.SFUIP, Logger: s.log.With("component", "sfu"),
+		IP: s.cfg.SFUIP, UDPPort: s.cfg.SFUUDPPort, Logger: s.log.With("component", "sfu"),
 	}
 	if s.cfg.sfuTest != nil {
 		(*s.cfg.sfuTest)(&sc)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -459,6 +460,45 @@ func TestSFUFullCallOfEight(t *testing.T) {
 	_, err := clientsfu.Join(ctx, clientsfu.Options{Homeserver: e.ts.URL, Roots: e.roots(), Token: ninth.AccessToken, Room: room, Keys: keys[8]})
 	if err == nil || !strings.Contains(err.Error(), proto.ErrLimitExceeded) {
 		t.Fatalf("ninth participant: %v", err)
+	}
+}
+
+// TestSFUMediaOnOneUDPPort: with sfu_udp_port set, every participant's
+// media reaches the SFU on that one port.
+func TestSFUMediaOnOneUDPPort(t *testing.T) {
+	ln, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.LocalAddr().(*net.UDPAddr).Port
+	ln.Close()
+	e := newEnv(t, func(c *Config) { c.SFUUDPPort = port; c.SFUIP = "127.0.0.1" })
+	room, logins := callRoom(e)
+	keys := callKeys(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var parts []*clientsfu.Participant
+	for i, l := range logins {
+		p := e.joinCall(ctx, room, l, keys[i], nil)
+		parts = append(parts, p)
+		go p.SendVideo(ctx, 1<<30, 20*time.Millisecond)
+	}
+	for i, p := range parts {
+		err := p.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool {
+			for j, l := range logins {
+				if j != i && s[l.DeviceID].Frames < 10 {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatalf("participant %d: %v", i, err)
+		}
+		pair, err := p.PeerConnection().SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil || pair.Remote.Port != uint16(port) || pair.Remote.Address != "127.0.0.1" {
+			t.Fatalf("participant %d: selected pair %v (%v), want the SFU at 127.0.0.1:%d", i, pair, err, port)
+		}
 	}
 }
 

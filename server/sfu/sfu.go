@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
@@ -37,6 +38,10 @@ type Config struct {
 	PLIInterval time.Duration
 	// IP, if set, is the only local address used for ICE candidates.
 	IP string
+	// UDPPort, if not 0, is the one UDP port all participants' media uses
+	// (ICE UDP multiplexing), so that a firewall needs one rule; 0 means an
+	// ephemeral port per participant.
+	UDPPort int
 	// NegotiationTimeout bounds how long a participant may take to answer
 	// an offer. 0 means 30 seconds.
 	NegotiationTimeout time.Duration
@@ -64,6 +69,7 @@ type SFU struct {
 	cfg Config
 	log *slog.Logger
 	api *webrtc.API
+	mux *ice.MultiUDPMuxDefault // nil without UDPPort
 
 	mu     sync.Mutex
 	rooms  map[string]*room
@@ -86,20 +92,42 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	api, err := NewAPI(cfg.Logger, cfg.IP, cfg.Network)
+	s := &SFU{cfg: cfg, log: cfg.Logger, rooms: map[string]*room{}}
+	var keep func(net.IP) bool
+	if cfg.IP != "" {
+		want := net.ParseIP(cfg.IP)
+		if want == nil {
+			return nil, fmt.Errorf("sfu: %q is not an IP address", cfg.IP)
+		}
+		keep = func(got net.IP) bool { return got.Equal(want) }
+	}
+	if cfg.UDPPort != 0 {
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLoopback(), ice.UDPMuxFromPortWithLogger(pionlog.Factory(cfg.Logger).NewLogger("udpmux"))}
+		if keep != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithIPFilter(keep))
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
+		}
+		s.mux = mux
+	}
+	api, err := s.newAPI(keep)
 	if err != nil {
+		if s.mux != nil {
+			s.mux.Close()
+		}
 		return nil, err
 	}
-	return &SFU{cfg: cfg, log: cfg.Logger, api: api, rooms: map[string]*room{}}, nil
+	s.api = api
+	return s, nil
 }
 
-// NewAPI returns a pion API with the default codecs (VP8, VP9, H.264, AV1,
+// newAPI returns a pion API with the default codecs (VP8, VP9, H.264, AV1,
 // Opus, …) and interceptors (NACK generator and responder, RTCP reports,
-// TWCC). If ip is set, only that local address is used for ICE; loopback
-// candidates are included so that calls work on one machine. network, if
-// not nil, adjusts the settings further. Participants (client/sfu) and the
-// SFU use the same set-up.
-func NewAPI(logger *slog.Logger, ip string, network func(*webrtc.SettingEngine)) (*webrtc.API, error) {
+// TWCC). keep, if set, selects the local addresses used for ICE; loopback
+// candidates are included so that calls work on one machine.
+func (s *SFU) newAPI(keep func(net.IP) bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("sfu: register codecs: %w", err)
@@ -108,17 +136,16 @@ func NewAPI(logger *slog.Logger, ip string, network func(*webrtc.SettingEngine))
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("sfu: register interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory(logger)}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory(s.log)}
 	se.SetIncludeLoopbackCandidate(true)
-	if ip != "" {
-		want := net.ParseIP(ip)
-		if want == nil {
-			return nil, fmt.Errorf("sfu: %q is not an IP address", ip)
-		}
-		se.SetIPFilter(func(got net.IP) bool { return got.Equal(want) })
+	if keep != nil {
+		se.SetIPFilter(keep)
 	}
-	if network != nil {
-		network(&se)
+	if s.mux != nil {
+		se.SetICEUDPMux(s.mux)
+	}
+	if s.cfg.Network != nil {
+		s.cfg.Network(&se)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
@@ -155,6 +182,9 @@ func (s *SFU) Close() {
 		p.cancel()
 	}
 	s.wg.Wait()
+	if s.mux != nil {
+		s.mux.Close()
+	}
 }
 
 // room returns the call of roomID, creating it.
