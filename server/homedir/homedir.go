@@ -334,13 +334,17 @@ federation_crl_file = %[30]q
 # TLS handshake.
 federation_peers = %[31]s
 federation_blocked = %[32]s
+
+# The one UDP port of all call media through the SFU (open it in the
+# firewall); 0: an ephemeral port per participant.
+sfu_udp_port = %[33]d
 `, c.ServerName, c.Listen, c.TLSCertFile, c.TLSKeyFile, c.DatabaseFile, c.MediaDir, c.MaxMessageBytes, c.MaxMediaBytes,
 		c.LoginFailuresPerMinute, c.LoginFailureBurst, c.MaxKeyPackagesPerDevice, c.MaxKeyPackagesPerUpload, c.SyncRingEvents,
 		c.SyncWriteTimeout.String(), c.ShutdownTimeout.String(), c.MaxQueuedDeviceMessages, c.SyncPingInterval.String(),
 		c.TURNListen, c.TURNRelayIP, c.TURNPublicHost, c.TURNSharedSecret, c.TURNCredentialTTL.String(),
 		c.SFUMaxParticipants, c.SFUKeyframeInterval.String(), c.SFUIP,
 		c.FederationListen, c.FederationCertFile, c.FederationKeyFile, c.FederationCAFile, c.FederationCRLFile,
-		tomlStrings(c.FederationPeers), tomlStrings(c.FederationBlocked))
+		tomlStrings(c.FederationPeers), tomlStrings(c.FederationBlocked), c.SFUUDPPort)
 }
 
 // tomlStrings writes a TOML array of strings.
