@@ -16,6 +16,7 @@ func init() {
 
 func sepsisbotRunCmd() *cobra.Command {
 	var configPath string
+	var printConfig bool
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the sepsis bot: FHIR and HL7 v2 ingestion, risk assessment, alerts in encrypted ICU rooms",
@@ -23,9 +24,14 @@ func sepsisbotRunCmd() *cobra.Command {
 in package sepsisbot/bot, type Config): it logs the bot user in on first use, joins
 the rooms it is invited to, serves FHIR at https://<fhir_listen>/fhir and HL7 v2 over
 MLLP at <mllp_listen>, assesses every patient whose data change, and posts alerts,
-escalations and daily summaries into its rooms until interrupted.`,
+escalations and daily summaries into its rooms until interrupted.
+--print-config prints a commented example configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printConfig {
+				_, err := fmt.Fprint(cmd.OutOrStdout(), bot.ExampleConfig)
+				return err
+			}
 			if configPath == "" {
 				return fmt.Errorf("--config FILE is required")
 			}
@@ -44,5 +50,6 @@ escalations and daily summaries into its rooms until interrupted.`,
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the bot's TOML configuration file")
+	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print a commented example configuration file and exit")
 	return cmd
 }

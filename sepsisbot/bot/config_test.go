@@ -84,3 +84,13 @@ func TestLoadConfigRefusesMistakes(t *testing.T) {
 		})
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := LoadConfig(writeConfig(t, ExampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EscalateAfter != 30*time.Minute || c.FHIRListen != "0.0.0.0:8443" || c.TimeZone != "Europe/Berlin" || !filepath.IsAbs(c.FHIRTokenFile) {
+		t.Fatalf("example config %+v", c)
+	}
+}
