@@ -130,10 +130,44 @@ func (m *MLSContext) AddEpoch(g Exporter) error {
 	return m.AddEpochKey(g.Epoch(), g.LeafIndex(), baseKey)
 }
 
+// AddReceiveEpoch is AddEpoch without switching Encrypt to the new epoch:
+// RFC 9605 §4.4.1 suggests making a new epoch's keys available for
+// decryption at once but encrypting with them only once every receiver
+// has them (acknowledged, or after a timeout). SendEpoch switches later.
+func (m *MLSContext) AddReceiveEpoch(g Exporter) error {
+	baseKey, err := g.Export(BaseKeyLabel, nil, m.ctx.suite.KeySize())
+	if err != nil {
+		return fmt.Errorf("sframe: export base key of epoch %d: %w", g.Epoch(), err)
+	}
+	return m.addEpoch(g.Epoch(), g.LeafIndex(), baseKey, false)
+}
+
+// SendEpoch makes Encrypt use a held epoch. It returns ErrUnknownKID if
+// the epoch is not held.
+func (m *MLSContext) SendEpoch(epoch uint64) error {
+	low := epoch & (1<<m.cfg.EpochBits - 1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ep, ok := m.epochs[low]
+	if !ok || ep.epoch != epoch {
+		return fmt.Errorf("%w: epoch %d is not held", ErrUnknownKID, epoch)
+	}
+	kid, err := m.KID(epoch, ep.own, 0)
+	if err != nil {
+		return err
+	}
+	m.sendKID, m.hasSend = kid, true
+	return nil
+}
+
 // AddEpochKey is AddEpoch with the epoch's base key and the member's own
 // leaf index given directly. It takes ownership of baseKey, which is erased
 // when the epoch is removed.
 func (m *MLSContext) AddEpochKey(epoch uint64, ownIndex uint32, baseKey []byte) error {
+	return m.addEpoch(epoch, ownIndex, baseKey, true)
+}
+
+func (m *MLSContext) addEpoch(epoch uint64, ownIndex uint32, baseKey []byte, send bool) error {
 	if len(baseKey) != m.ctx.suite.KeySize() {
 		return fmt.Errorf("sframe: base key is %d bytes, the suite needs %d", len(baseKey), m.ctx.suite.KeySize())
 	}
@@ -155,7 +189,9 @@ func (m *MLSContext) AddEpochKey(epoch uint64, ownIndex uint32, baseKey []byte) 
 		delete(m.epochs, low)
 		return err
 	}
-	m.sendKID, m.hasSend = kid, true
+	if send {
+		m.sendKID, m.hasSend = kid, true
+	}
 	return nil
 }
 

@@ -208,3 +208,56 @@ func TestMLSEpochRollover(t *testing.T) {
 		t.Fatalf("own frame: %v", err)
 	}
 }
+
+// epochKey is an Exporter of a fixed epoch whose exporter output is key.
+type epochKey struct {
+	epoch uint64
+	index uint32
+	key   []byte
+}
+
+func (e epochKey) Epoch() uint64     { return e.epoch }
+func (e epochKey) LeafIndex() uint32 { return e.index }
+func (e epochKey) Export(label string, _ []byte, n int) ([]byte, error) {
+	if label != sframe.BaseKeyLabel || n != len(e.key) {
+		return nil, errors.New("unexpected export")
+	}
+	return bytes.Clone(e.key), nil
+}
+
+// TestMLSStagedEpochRollout: a member adds a new epoch for receiving only
+// and keeps sending in the old one until it switches with SendEpoch.
+func TestMLSStagedEpochRollout(t *testing.T) {
+	s := sframe.AES128GCMSHA256_128
+	key := func(epoch byte) []byte { return bytes.Repeat([]byte{epoch}, 16) }
+	a, _ := sframe.NewMLSContext(s, sframe.MLSConfig{})
+	b, _ := sframe.NewMLSContext(s, sframe.MLSConfig{})
+	a.AddEpoch(epochKey{1, 0, key(1)})
+	b.AddEpoch(epochKey{1, 1, key(1)})
+	if err := b.AddReceiveEpoch(epochKey{2, 1, key(2)}); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := b.Encrypt(nil, nil, []byte("still epoch 1"))
+	if _, _, err := a.Decrypt(nil, nil, ct); err != nil {
+		t.Fatalf("a, holding epoch 1 only, decrypting b's frame: %v", err)
+	}
+	// a moves to epoch 2 and sends in it at once: b can already decrypt.
+	a.AddEpoch(epochKey{2, 0, key(2)})
+	ct, _ = a.Encrypt(nil, nil, []byte("epoch 2"))
+	if _, _, err := b.Decrypt(nil, nil, ct); err != nil {
+		t.Fatalf("b, receiving in epoch 2: %v", err)
+	}
+	if err := b.SendEpoch(3); !errors.Is(err, sframe.ErrUnknownKID) {
+		t.Fatalf("switching to an epoch not held: %v", err)
+	}
+	if err := b.SendEpoch(2); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ = b.Encrypt(nil, nil, []byte("b in epoch 2"))
+	if h, _, _ := sframe.ParseHeader(ct); h.KID != 1<<4|2 {
+		t.Fatalf("KID %#x after SendEpoch(2)", h.KID)
+	}
+	if _, _, err := a.Decrypt(nil, nil, ct); err != nil {
+		t.Fatalf("a decrypting b's epoch-2 frame: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
@@ -47,6 +48,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// MaxAllocationsPerUser bounds one user's simultaneous allocations
+	// (each holds a socket); further Allocate requests get 486 Allocation
+	// Quota Reached. 0 means 16.
+	MaxAllocationsPerUser int
 }
 
 // Credentials are TURN REST credentials for one user.
@@ -65,6 +70,9 @@ type Server struct {
 	tcpAddr *net.TCPAddr
 	relay   *pionturn.Server
 	uris    []string
+
+	mu          sync.Mutex
+	allocations map[string]int // live allocations per user
 }
 
 // errBadCredentials is why a username is refused before its password is
@@ -96,7 +104,10 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, secret: []byte(cfg.SharedSecret)}
+	if cfg.MaxAllocationsPerUser <= 0 {
+		cfg.MaxAllocationsPerUser = 16
+	}
+	s := &Server{cfg: cfg, secret: []byte(cfg.SharedSecret), allocations: map[string]int{}}
 	if len(s.secret) == 0 {
 		s.secret = make([]byte, 32)
 		rand.Read(s.secret)
@@ -118,8 +129,13 @@ func Start(cfg Config) (*Server, error) {
 		return &pionturn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: cfg.RelayIP}
 	}
 	s.relay, err = pionturn.NewServer(pionturn.ServerConfig{
-		Realm:             cfg.Realm,
-		AuthHandler:       s.authenticate,
+		Realm:        cfg.Realm,
+		AuthHandler:  s.authenticate,
+		QuotaHandler: s.underQuota,
+		EventHandler: pionturn.EventHandler{
+			OnAllocationCreated: func(_, _ net.Addr, _, user, _ string, _ net.Addr, _ int) { s.countAllocation(user, 1) },
+			OnAllocationDeleted: func(_, _ net.Addr, _, user, _ string) { s.countAllocation(user, -1) },
+		},
 		LoggerFactory:     pionlog.Factory(cfg.Logger),
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen()}},
 		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen()}},
@@ -194,6 +210,26 @@ func (s *Server) checkUsername(username string) (string, error) {
 		return "", fmt.Errorf("%w: expired %ds ago", errBadCredentials, now-expiry)
 	}
 	return user, nil
+}
+
+// underQuota reports whether an authenticated user (the user part of the
+// username, as authenticate returned it) may open another allocation.
+// Concurrent requests of one user may overshoot the limit by their number;
+// the count is exact again once they exist.
+func (s *Server) underQuota(user, _ string, _ net.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allocations[user] < s.cfg.MaxAllocationsPerUser
+}
+
+func (s *Server) countAllocation(user string, delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.allocations[user] + delta; n > 0 {
+		s.allocations[user] = n
+	} else {
+		delete(s.allocations, user)
+	}
 }
 
 func addrString(a net.Addr) string {

@@ -160,3 +160,73 @@ func TestRelayOverTCP(t *testing.T) {
 		tcp.Close()
 	}
 }
+
+// TestRelayLimitsAllocationsPerUser: a user holding MaxAllocationsPerUser
+// allocations is refused another until one is released; other users are
+// not affected.
+func TestRelayLimitsAllocationsPerUser(t *testing.T) {
+	s, err := Start(Config{Listen: "127.0.0.1:0", Realm: "hs.example", SharedSecret: "s3cret", TTL: time.Hour, MaxAllocationsPerUser: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	open := func(user string) (net.PacketConn, func(), error) {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred := s.Credentials(user)
+		c, err := pionturn.NewClient(&pionturn.ClientConfig{TURNServerAddr: s.UDPAddr().String(), STUNServerAddr: s.UDPAddr().String(),
+			Username: cred.Username, Password: cred.Password, Realm: "hs.example", Conn: conn, RTO: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		relayed, err := c.AllocateWithContext(ctx)
+		done := func() {
+			if relayed != nil {
+				relayed.Close()
+			}
+			c.Close()
+			conn.Close()
+		}
+		return relayed, done, err
+	}
+	_, done1, err := open("@alice:hs.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, done2, err := open("@alice:hs.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done2()
+	_, done3, err := open("@alice:hs.example")
+	done3()
+	if err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("third allocation of a user limited to 2: %v", err)
+	}
+	_, doneBob, err := open("@bob:hs.example")
+	if err != nil {
+		t.Fatalf("another user: %v", err)
+	}
+	doneBob()
+	// Releasing one (Refresh with lifetime 0) lets the user allocate again.
+	done1()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, done, err := open("@alice:hs.example")
+		done()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after releasing an allocation: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the release is processed by the relay's goroutine
+	}
+}
