@@ -42,6 +42,7 @@ type Client struct {
 	mu      sync.Mutex
 	addrs   map[string]string
 	clients map[string]*http.Client
+	gen     uint64 // the Trust generation the clients were made under
 }
 
 // NewClient returns a client presenting cert, reaching each peer at the
@@ -57,8 +58,14 @@ func NewClient(trust *Trust, cert tls.Certificate, addrs map[string]string) *Cli
 func (c *Client) httpClient(peer string) (*http.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if hc, ok := c.clients[peer]; ok {
-		return hc, nil
+	if g := c.trust.Generation(); g != c.gen {
+		// The allow-list or CRL changed: connections made before were
+		// checked under the old state; make new ones, checked anew.
+		for _, hc := range c.clients {
+			hc.CloseIdleConnections()
+		}
+		clear(c.clients)
+		c.gen = g
 	}
 	addr, ok := c.addrs[peer]
 	if !ok {
@@ -66,6 +73,9 @@ func (c *Client) httpClient(peer string) (*http.Client, error) {
 	}
 	if !c.trust.Allowed(peer) {
 		return nil, fmt.Errorf("%w: %s", ErrNotAllowed, peer)
+	}
+	if hc, ok := c.clients[peer]; ok {
+		return hc, nil
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -80,7 +90,9 @@ func (c *Client) httpClient(peer string) (*http.Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second,
+		// A peer answers; it does not send us elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.clients[peer] = hc
 	return hc, nil
 }

@@ -183,7 +183,6 @@ func TestClientRefusesPeerPresentingAnotherServersCertificate(t *testing.T) {
 }
 
 func TestClientStopsCallingPeerBlockedAfterConnecting(t *testing.T) {
-	t.Skip("bug in federation/client.go: Client.httpClient checks Trust.Allowed only when it first builds a peer's http.Client, and ClientTLS checks the allow-list and CRL only at the handshake, so after Trust.SetPeers blocks a peer (or ReloadCRL revokes it) requests keep going out over the kept-alive connection")
 	f := newClientFixture(t, func(w http.ResponseWriter, r *http.Request) {})
 	if err := f.client.Do(ctxT(t), freiburg, "GET", "/fed/v1/version", nil, nil); err != nil {
 		t.Fatal(err)

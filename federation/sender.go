@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -101,14 +100,29 @@ func (s *Sender) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	dests, err := s.outbox.Destinations(ctx)
-	if err != nil {
-		return fmt.Errorf("list federation destinations: %w", err)
-	}
-	for _, d := range dests {
-		s.Notify(d)
+	// The backlog of before a restart: list its destinations, retrying
+	// (a busy database must not leave it unsent).
+	var wait time.Duration
+	for {
+		dests, err := s.outbox.Destinations(ctx)
+		if err == nil {
+			for _, d := range dests {
+				s.Notify(d)
+			}
+			break
+		}
+		wait = s.cfg.Backoff.next(wait)
+		s.log.Warn("listing federation destinations failed; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(jitter(wait)):
+			continue
+		}
+		break
 	}
 	<-ctx.Done()
+	s.mu.Lock() // no Notify starts a worker after this
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
@@ -190,6 +204,3 @@ func (s *Sender) send(ctx context.Context, dest string, items []Outbound) error 
 	}
 	return nil
 }
-
-// ErrStopped means the Sender is not running.
-var ErrStopped = errors.New("federation: sender stopped")

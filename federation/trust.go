@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 
@@ -48,6 +47,9 @@ type Trust struct {
 	allowed map[string]bool
 	blocked map[string]bool
 	revoked map[string]bool // serial numbers, decimal
+	// generation counts changes of the lists, so that clients drop
+	// connections made under an earlier state (see Client.Open).
+	generation uint64
 }
 
 // TrustConfig are the files and lists a Trust is made of.
@@ -88,25 +90,35 @@ func (t *Trust) SetPeers(allowed, blocked []string) {
 	}
 	t.mu.Lock()
 	t.allowed, t.blocked = a, b
+	t.generation++
 	t.mu.Unlock()
 }
 
-// ReloadCRL reads the CRL file again (after `medicus pki revoke`).
+// Generation changes whenever the allow-list, block list or CRL changes.
+func (t *Trust) Generation() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.generation
+}
+
+// ReloadCRL reads the CRL file again (after `medicus pki revoke`). A
+// configured CRL that cannot be read or verified is an error and leaves the
+// revocations known so far in force: a lost crl.pem must not un-revoke
+// anything.
 func (t *Trust) ReloadCRL() error {
 	revoked := map[string]bool{}
 	if t.crlPath != "" {
 		crl, err := pki.LoadCRL(t.crlPath, t.ca)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+		if err != nil {
+			return fmt.Errorf("federation CRL: %w", err)
 		}
-		if crl != nil {
-			for _, e := range crl.RevokedCertificateEntries {
-				revoked[e.SerialNumber.String()] = true
-			}
+		for _, e := range crl.RevokedCertificateEntries {
+			revoked[e.SerialNumber.String()] = true
 		}
 	}
 	t.mu.Lock()
 	t.revoked = revoked
+	t.generation++
 	t.mu.Unlock()
 	return nil
 }

@@ -480,6 +480,7 @@ func (s *Server) serveFederation(ctx context.Context) (stop func() error, err er
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- s.fed.sender.Run(sctx) }()
+	go s.reloadCRL(sctx)
 	s.log.Info("federation listening", "addr", ln.Addr().String(), "peers", s.fed.trust.Peers())
 	return func() error {
 		shctx, c := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
@@ -490,4 +491,24 @@ func (s *Server) serveFederation(ctx context.Context) (stop func() error, err er
 		s.fed.client.CloseIdle()
 		return err
 	}, nil
+}
+
+// crlReloadInterval is how often a running server rereads the federation
+// CRL, so that `medicus pki revoke` takes effect without a restart.
+const crlReloadInterval = 30 * time.Second
+
+func (s *Server) reloadCRL(ctx context.Context) {
+	t := time.NewTicker(crlReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.fed.trust.ReloadCRL(); err != nil {
+				// The revocations known so far stay in force.
+				s.log.Error("federation CRL reload failed", "err", err)
+			}
+		}
+	}
 }
