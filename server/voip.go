@@ -103,7 +103,16 @@ func (s *Server) handleTURN(w http.ResponseWriter, r *http.Request, c caller) {
 	})
 }
 
-var callUpgrader = websocket.Upgrader{ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+var callUpgrader = websocket.Upgrader{
+	ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10,
+	// As for sync: authentication is the Authorization header, which a
+	// foreign web page cannot set, so cross-origin requests carry no
+	// ambient authority.
+	CheckOrigin: func(*http.Request) bool { return true },
+	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		writeError(w, status, proto.ErrInvalidParam, "a call needs a WebSocket handshake: "+reason.Error())
+	},
+}
 
 // Close codes of the call WebSocket besides 1000 (hang-up).
 const (

@@ -502,6 +502,59 @@ func TestSFUMediaOnOneUDPPort(t *testing.T) {
 	}
 }
 
+// TestCallRefusesBadSignalling: a request without a WebSocket handshake
+// gets a coded JSON error; a participant that sends anything but an answer
+// is disconnected and leaves the call.
+func TestCallRefusesBadSignalling(t *testing.T) {
+	e := newEnv(t, nil)
+	room, logins := callRoom(e)
+	if status, code := e.call("GET", "/v1/rooms/"+room+"/call", logins[0].AccessToken, nil, nil); status != http.StatusBadRequest || code != proto.ErrInvalidParam {
+		t.Fatalf("plain GET: %d %s", status, code)
+	}
+	keys := callKeys(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := e.joinCall(ctx, room, logins[0], keys[0], nil)
+	for _, bad := range []struct {
+		typ  int
+		data string
+	}{
+		{websocket.BinaryMessage, "\x00\x01"},
+		{websocket.TextMessage, `{"type":"offer","sdp":"v=0"}`},
+		{websocket.TextMessage, `{"type":"answer","sdp":"v=0","x":1}`},
+		{websocket.TextMessage, `{"type":"answer","sdp":"not an sdp"}`},
+	} {
+		d := websocket.Dialer{TLSClientConfig: e.client.Transport.(*http.Transport).TLSClientConfig}
+		url := "wss" + strings.TrimPrefix(e.ts.URL, "https") + "/v1/rooms/" + room + "/call"
+		conn, _, err := d.Dial(url, http.Header{"Authorization": {"Bearer " + logins[1].AccessToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offer proto.SFUMessage
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for offer.Type != proto.SFUOffer {
+			if err := conn.ReadJSON(&offer); err != nil {
+				t.Fatalf("waiting for the offer: %v", err)
+			}
+		}
+		if err := a.WaitParticipants(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.WriteMessage(bad.typ, []byte(bad.data)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				break // the server closed the connection
+			}
+		}
+		conn.Close()
+		if err := a.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return len(a.Participants()) == 1 }); err != nil {
+			t.Fatalf("after %q: participants %v: %v", bad.data, a.Participants(), err)
+		}
+	}
+}
+
 // BenchmarkSFUForwarding sends b.N SFrame-encrypted frames (600 bytes, one
 // RTP packet each, paced at 1 kHz) from one participant through the SFU to
 // two others and reports the whole process's CPU time per frame (the three

@@ -230,3 +230,25 @@ func TestRelayLimitsAllocationsPerUser(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the release is processed by the relay's goroutine
 	}
 }
+
+// FuzzCheckUsername: any TURN username is refused or yields a non-empty
+// user whose expiry has not passed; nothing panics.
+func FuzzCheckUsername(f *testing.F) {
+	f.Add("1800000000:@alice:hs.example")
+	f.Add("1:@a:x")
+	f.Add(":@a:x")
+	f.Add("-5:@a:x")
+	f.Add("99999999999999999999:@a:x")
+	s := &Server{cfg: Config{Now: func() time.Time { return time.Unix(1_700_000_000, 0) }}}
+	f.Fuzz(func(t *testing.T, username string) {
+		user, err := s.checkUsername(username)
+		if err != nil {
+			return
+		}
+		ts, rest, _ := strings.Cut(username, ":")
+		expiry, perr := strconv.ParseInt(ts, 10, 64)
+		if user == "" || user != rest || perr != nil || expiry < 1_700_000_000 {
+			t.Fatalf("accepted %q as user %q", username, user)
+		}
+	})
+}
