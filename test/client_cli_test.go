@@ -1,11 +1,15 @@
 package test
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cliUser drives `medicus client` for one profile.
@@ -127,4 +131,109 @@ func hasLine(lines []map[string]any, f func(map[string]any) bool) bool {
 		}
 	}
 	return false
+}
+
+// TestClientCallCommands: `medicus client answer` in one process, `call` in
+// another, through a real homeserver; both reach connected, media flows,
+// and `hangup` from a third process ends the call on both sides.
+func TestClientCallCommands(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	aliceID, bobID := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor")
+	hs.start()
+	alice, bob := newCLIUser(t, hs, aliceID), newCLIUser(t, hs, bobID)
+	room := alice.run("", "room", "create", "--name", "Consult")[0]["room_id"].(string)
+	alice.run("", "invite", room, bobID)
+	bob.run("", "sync")
+
+	answer := bob.start("answer", "--from", aliceID)
+	placed := alice.start("call", room, bobID, "--synthetic")
+	for _, p := range []*cliProcess{answer, placed} {
+		p.waitFor(t, func(m map[string]any) bool { return m["event"] == "connected" })
+		p.waitFor(t, func(m map[string]any) bool {
+			s, _ := m["stats"].(map[string]any)
+			n, _ := s["packets_received"].(float64)
+			return m["event"] == "stats" && n >= 50
+		})
+	}
+	out, err := exec.Command(medicusBin, "client", "--profile", alice.profile, "hangup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("hangup: %v\n%s", err, out)
+	}
+	for _, p := range []*cliProcess{answer, placed} {
+		p.waitFor(t, func(m map[string]any) bool { return m["event"] == "ended" && m["reason"] == "user_hangup" })
+		if err := p.wait(); err != nil {
+			t.Errorf("%s exited with %v", p.name, err)
+		}
+	}
+}
+
+// cliProcess is a long-running `medicus client` command whose JSON lines
+// are collected.
+type cliProcess struct {
+	name  string
+	cmd   *exec.Cmd
+	lines chan map[string]any
+	done  chan error
+}
+
+func (u *cliUser) start(args ...string) *cliProcess {
+	u.t.Helper()
+	full := append([]string{"client", "--profile", u.profile, "--key-file", u.keyFile, "--json"}, args...)
+	cmd := exec.Command(medicusBin, full...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	p := &cliProcess{name: strings.Join(args, " "), cmd: cmd, lines: make(chan map[string]any, 1024), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.lines <- m
+			}
+		}
+		close(p.lines)
+		err := cmd.Wait()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, stderr.String())
+		}
+		p.done <- err
+	}()
+	u.t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+func (p *cliProcess) waitFor(t *testing.T, want func(map[string]any) bool) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("%s ended before the expected line: %v", p.name, <-p.done)
+			}
+			if want(m) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: expected line not printed within 60s", p.name)
+		}
+	}
+}
+
+func (p *cliProcess) wait() error {
+	for range p.lines {
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("did not exit within 30s")
+	}
 }

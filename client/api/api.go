@@ -274,6 +274,14 @@ func (c *Client) ClaimKeyPackages(ctx context.Context, userID string) (proto.Cla
 	return out, err
 }
 
+// TURNServer returns short-lived credentials for the homeserver's TURN
+// relay (GET /v1/voip/turn).
+func (c *Client) TURNServer(ctx context.Context) (proto.TURNServerResponse, error) {
+	var out proto.TURNServerResponse
+	err := c.doJSON(ctx, http.MethodGet, "/v1/voip/turn", nil, &out)
+	return out, err
+}
+
 // SendToDevice queues direct messages for devices.
 func (c *Client) SendToDevice(ctx context.Context, txnID string, msgs []proto.OutgoingDeviceMessage) error {
 	return c.doJSON(ctx, http.MethodPut, "/v1/send_to_device/"+url.PathEscape(txnID), proto.SendToDeviceRequest{Messages: msgs}, nil)

@@ -110,7 +110,8 @@ func clientCmd() *cobra.Command {
 	cmd.AddCommand(clientLoginCmd(f), clientRoomsCmd(withSession), room, clientInviteCmd(withSession), clientRemoveCmd(withSession),
 		clientSendCmd(withSession), clientSendFHIRCmd(withSession), clientSendFileCmd(withSession), clientDownloadCmd(withSession),
 		clientSyncCmd(withSession), clientHistoryCmd(withSession), clientVerifyCmd(withSession), clientDevicesCmd(withSession),
-		clientAckCmd(withSession), clientUpdateCmd(withSession), consent, identityCmd)
+		clientAckCmd(withSession), clientUpdateCmd(withSession), consent, identityCmd,
+		clientCallCmd(f), clientAnswerCmd(f), clientHangupCmd(f))
 	return cmd
 }
 
