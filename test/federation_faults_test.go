@@ -11,8 +11,13 @@ package test
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -32,9 +37,9 @@ type fedOptions struct {
 	// extra are server names that get no homeserver but are allowed as
 	// peers of every server: the test speaks for them (peerAs).
 	extra []string
-	// route returns the address server from uses to reach peer to's
-	// federation port; nil means to's own address.
-	route func(from, to string) string
+	// route returns the address server from uses to reach peer to, whose
+	// federation listener is at addr (e.g. a proxy's); nil means addr.
+	route func(from, to, addr string) string
 }
 
 // newFederationOpts is newFederation with options; it works for benchmarks
@@ -62,7 +67,7 @@ func newFederationOpts(t testing.TB, opts fedOptions, names ...string) *federati
 			}
 			addr := f.fedAddr[p]
 			if opts.route != nil {
-				addr = opts.route(n, p)
+				addr = opts.route(n, p, addr)
 			}
 			args = append(args, "--peer", p+"="+addr)
 		}
@@ -177,11 +182,19 @@ func (m *rawMember) lastSeq(t testing.TB, room string) int64 {
 // arrival order, and the stream position after them.
 func (m *rawMember) receive(t testing.TB, room string, since, until int64, within time.Duration) ([]proto.Event, int64) {
 	t.Helper()
+	got, cursor, err := m.receiveErr(room, since, until, within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, cursor
+}
+
+func (m *rawMember) receiveErr(room string, since, until int64, within time.Duration) ([]proto.Event, int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	s, err := m.SyncWith(ctx, since, api.SyncOptions{Binary: true})
 	if err != nil {
-		t.Fatalf("%s opens sync: %v", m.user, err)
+		return nil, 0, fmt.Errorf("%s opens sync: %w", m.user, err)
 	}
 	defer s.Close()
 	s.SetReadDeadline(time.Now().Add(within))
@@ -190,7 +203,7 @@ func (m *rawMember) receive(t testing.TB, room string, since, until int64, withi
 	for {
 		fr, err := s.Next()
 		if err != nil {
-			t.Fatalf("%s waiting for event %d of %s (has %d events after %d): %v", m.user, until, room, len(got), since, err)
+			return got, cursor, fmt.Errorf("%s waiting for event %d of %s (has %d events after %d): %w", m.user, until, room, len(got), since, err)
 		}
 		for _, ev := range fr.Events {
 			cursor = max(cursor, ev.Stream)
@@ -199,7 +212,7 @@ func (m *rawMember) receive(t testing.TB, room string, since, until int64, withi
 			}
 			got = append(got, ev)
 			if ev.Seq >= until {
-				return got, cursor
+				return got, cursor, nil
 			}
 		}
 	}
@@ -498,5 +511,426 @@ func TestFederationHubKilledLosesNothingAcknowledged(t *testing.T) {
 		if ids[id] != seq {
 			t.Errorf("acknowledged message %s at seq %d is at seq %d in the hub's log (0: lost)", id, seq, ids[id])
 		}
+	}
+}
+
+// faultProxy forwards TCP connections to a federation listener, breaking
+// and delaying some of them, and can be shut like a gate.
+type faultProxy struct {
+	ln     net.Listener
+	target string
+	cfg    faultConfig
+
+	shut     atomic.Bool
+	accepted atomic.Int64
+	broken   atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	wg       sync.WaitGroup
+}
+
+// faultConfig says which faults a faultProxy injects.
+type faultConfig struct {
+	// fail is the fraction of connections broken: half are closed at once,
+	// half after a random number of bytes (up to 16 KiB).
+	fail float64
+	// delay bounds the random delay before a connection is forwarded, and
+	// a tenth of it the delay of one in ten chunks of data.
+	delay time.Duration
+	// recycle, if not zero, closes healthy connections after a random
+	// number of bytes between recycle/4 and 5·recycle/4, so that servers
+	// keep opening new connections, a fraction of which then fail.
+	recycle int
+}
+
+func newFaultProxy(t testing.TB, target string, cfg faultConfig) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{ln: ln, target: target, cfg: cfg, conns: map[net.Conn]bool{}}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Go(func() { p.serve(c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		p.setShut(true)
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+
+// setShut shuts the gate (refusing new connections and cutting open ones)
+// or opens it.
+func (p *faultProxy) setShut(shut bool) {
+	p.shut.Store(shut)
+	if shut {
+		p.mu.Lock()
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *faultProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shut.Load() {
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *faultProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+func (p *faultProxy) serve(down net.Conn) {
+	p.accepted.Add(1)
+	if !p.track(down) {
+		down.Close()
+		return
+	}
+	defer p.untrack(down)
+	budget := int64(-1) // bytes until the connection is cut; -1: never
+	switch r := mrand.Float64(); {
+	case r < p.cfg.fail/2:
+		p.broken.Add(1)
+		return
+	case r < p.cfg.fail:
+		p.broken.Add(1)
+		budget = mrand.Int64N(16 << 10)
+	case p.cfg.recycle > 0:
+		budget = int64(p.cfg.recycle/4 + mrand.IntN(p.cfg.recycle))
+	}
+	if p.cfg.delay > 0 {
+		time.Sleep(mrand.N(p.cfg.delay)) // the injected fault, not a synchronisation
+	}
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	if !p.track(up) {
+		up.Close()
+		return
+	}
+	defer p.untrack(up)
+	var left atomic.Int64
+	left.Store(budget)
+	pipe := func(dst, src net.Conn) {
+		defer dst.Close()
+		defer src.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if budget >= 0 {
+					if rest := left.Add(-int64(n)); rest < 0 {
+						// Forward what fits in the budget, then cut.
+						if keep := int64(n) + rest; keep > 0 {
+							dst.Write(buf[:keep])
+						}
+						return
+					}
+				}
+				if p.cfg.delay > 0 && mrand.IntN(10) == 0 {
+					time.Sleep(mrand.N(p.cfg.delay / 10)) // injected latency
+				}
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { pipe(up, down) })
+	pipe(down, up)
+	wg.Wait()
+}
+
+// dbStats reads a server's database (read-only, while it runs): the rows of
+// a room's events, their distinct sequence numbers, and the highest.
+func dbStats(t testing.TB, hs *homeserver, room string) (rows, distinct int, maxSeq int64) {
+	t.Helper()
+	db := openDB(t, hs)
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT seq), COALESCE(MAX(seq), 0) FROM events WHERE room_id = ?`, room).Scan(&rows, &distinct, &maxSeq); err != nil {
+		t.Fatalf("events of %s in %s's database: %v", room, hs.name, err)
+	}
+	return rows, distinct, maxSeq
+}
+
+// dbCount runs a COUNT query on a server's database.
+func dbCount(t testing.TB, hs *homeserver, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := openDB(t, hs).QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s on %s's database: %v", query, hs.name, err)
+	}
+	return n
+}
+
+func openDB(t testing.TB, hs *homeserver) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(hs.dir, "medicus.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// putTransaction sends a federation transaction as the client's identity.
+func putTransaction(ctx context.Context, c *fedapi.Client, dest, txn string, items []proto.FedItem) (proto.FedTransactionResult, error) {
+	var res proto.FedTransactionResult
+	err := c.Do(ctx, dest, http.MethodPut, "/fed/v1/transactions/"+url.PathEscape(txn), proto.FedTransaction{Items: items}, &res)
+	return res, err
+}
+
+func eventItems(evs []proto.Event) []proto.FedItem {
+	items := make([]proto.FedItem, len(evs))
+	for i := range evs {
+		ev := evs[i]
+		ev.Stream = 0 // server-local; the hub sends its own
+		items[i] = proto.FedItem{Kind: proto.FedItemEvent, Event: &ev}
+	}
+	return items
+}
+
+// streamCollector reads a member's sync stream in the background from its
+// start, keeping one room's events and the device messages.
+type streamCollector struct {
+	mu      sync.Mutex
+	events  []proto.Event
+	devMsgs []proto.DeviceMessage
+	sync    *api.Sync
+	done    chan struct{}
+}
+
+func (m *rawMember) collect(t testing.TB, room string) *streamCollector {
+	t.Helper()
+	s, err := m.SyncWith(context.Background(), 0, api.SyncOptions{Binary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &streamCollector{sync: s, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			fr, err := s.Next()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			for _, ev := range fr.Events {
+				if ev.RoomID == room {
+					c.events = append(c.events, ev)
+				}
+			}
+			if fr.DeviceMessage != nil {
+				c.devMsgs = append(c.devMsgs, *fr.DeviceMessage)
+			}
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *streamCollector) has(seq int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events) > 0 && c.events[len(c.events)-1].Seq >= seq
+}
+
+func (c *streamCollector) stop() {
+	c.sync.Close()
+	<-c.done
+}
+
+// seqs returns the sequence numbers received, in order of arrival.
+func (c *streamCollector) seqs() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]int64, len(c.events))
+	for i, ev := range c.events {
+		out[i] = ev.Seq
+	}
+	return out
+}
+
+// checkOnceInOrder fails unless seqs is first, first+1, …, last.
+func checkOnceInOrder(t testing.TB, who string, seqs []int64, first, last int64) {
+	t.Helper()
+	for i, s := range seqs {
+		if s != first+int64(i) {
+			t.Fatalf("%s received seq %d as its event %d: a repeat or a gap (%v…)", who, s, i+1, seqs[max(0, i-3):min(len(seqs), i+3)])
+		}
+	}
+	if int64(len(seqs)) != last-first+1 {
+		t.Fatalf("%s received %d events, want %d", who, len(seqs), last-first+1)
+	}
+}
+
+const rogue = "rogue.test"
+
+// TestFederationReplayedAndDuplicatedTransactionsApplyOnce: someone holding
+// the hub's identity (a second certificate for its name from the CA)
+// replays every event the follower already has — as it was, reordered,
+// and with forged bodies — and sends new events in duplicated, concurrent
+// and overlapping transactions while the hub's own delivery is held back;
+// then the hub delivers the same events itself. The follower stores each
+// (room, seq) once with the hub's content, and its member receives each
+// event and device message once.
+func TestFederationReplayedAndDuplicatedTransactionsApplyOnce(t *testing.T) {
+	var gate *faultProxy
+	f := newFederationOpts(t, fedOptions{route: func(from, to, addr string) string {
+		if from == freiburg && to == heidelberg {
+			gate = newFaultProxy(t, addr, faultConfig{})
+			return gate.addr()
+		}
+		return addr
+	}}, freiburg, heidelberg)
+	room, ms := rawRoom(t, f, freiburg, heidelberg)
+	hub, hd := ms[0], ms[1]
+	seal := newSealer(t)
+	ctx := ctxT(t)
+	for i, m := range ms {
+		for j := range 10 {
+			id := fmt.Sprintf("first-%d-%d", i, j)
+			if _, err := m.Send(ctx, room, id, proto.KindMLSApp, seal.seal([]byte(id))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	col := hd.collect(t, room)
+	had := hd.history(t, room)
+	asHub := f.peerAs(t, freiburg)
+
+	// Replays of what Heidelberg has: as it was, twice under one id and
+	// under another, concurrently, reversed, and with forged bodies.
+	forged := slices.Clone(had)
+	for i := range forged {
+		if forged[i].Kind == proto.KindMLSApp {
+			forged[i].Body = seal.seal([]byte("forged"))
+		}
+	}
+	slices.Reverse(forged)
+	replays := [][]proto.FedItem{eventItems(had), eventItems(had), eventItems(forged)}
+	var wg sync.WaitGroup
+	results := make([]proto.FedTransactionResult, 3*len(replays))
+	errs := make([]error, len(results))
+	for i := range results {
+		wg.Go(func() {
+			results[i], errs[i] = putTransaction(ctx, asHub, heidelberg, fmt.Sprintf("replay-%d", i%2), replays[i%len(replays)])
+		})
+	}
+	wg.Wait()
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("replay %d: %v", i, errs[i])
+		}
+		if res.Applied != 0 || res.Repeated != len(had) || len(res.Refused) != 0 {
+			t.Errorf("replay %d of %d events answered %+v, want all repeated", i, len(had), res)
+		}
+	}
+	checkLog(t, hd, room, had)
+
+	// New events while the hub cannot reach Heidelberg: the hub queues
+	// them; the test delivers them first, in duplicated, concurrent and
+	// overlapping transactions.
+	gate.setShut(true)
+	for j := range 40 {
+		id := fmt.Sprintf("held-%d", j)
+		if _, err := hub.Send(ctx, room, id, proto.KindMLSApp, seal.seal([]byte(id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dbCount(t, hub.hs, `SELECT COUNT(*) FROM fed_outbound WHERE destination = ?`, heidelberg); n != 40 {
+		t.Fatalf("the hub queued %d events for Heidelberg, want 40", n)
+	}
+	fresh := hub.history(t, room)[len(had):]
+	items := eventItems(fresh)
+	batches := [][]proto.FedItem{items, items, items[:25], items[10:], items[:10], items}
+	results = make([]proto.FedTransactionResult, len(batches))
+	errs = make([]error, len(batches))
+	// A device message from the hub's user to Heidelberg's member, twice.
+	dm := proto.FedItem{Kind: proto.FedItemDeviceMessage, DeviceMessage: &proto.FedDeviceMessage{
+		Txn: "dm-1", Sender: hub.user, SenderDevice: hub.Device, UserID: hd.user, DeviceID: hd.Device, Kind: proto.KindMLSApp, Body: seal.seal([]byte("dm-1"))}}
+	for i, b := range batches {
+		wg.Go(func() {
+			txn := "dup-all"
+			if len(b) != len(items) {
+				txn = fmt.Sprintf("dup-part-%d", i)
+			}
+			results[i], errs[i] = putTransaction(ctx, asHub, heidelberg, txn, append(slices.Clone(b), dm))
+		})
+	}
+	wg.Wait()
+	applied := 0
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("transaction %d: %v", i, errs[i])
+		}
+		if res.Applied+res.Repeated != len(batches[i])+1 || len(res.Refused) != 0 {
+			t.Errorf("transaction %d of %d items answered %+v", i, len(batches[i])+1, res)
+		}
+		applied += res.Applied
+	}
+	// Each event and the device message were applied exactly once among
+	// all those transactions (transactions wholly after the device
+	// message's first application count it as repeated).
+	if applied != len(items)+1 {
+		t.Errorf("the duplicated transactions applied %d items in all, want %d", applied, len(items)+1)
+	}
+
+	// The hub delivers its queue, which Heidelberg has already applied.
+	gate.setShut(false)
+	waitFor(t, 50*time.Second, "the hub's queue for Heidelberg drained", func() bool {
+		return dbCount(t, hub.hs, `SELECT COUNT(*) FROM fed_outbound WHERE destination = ?`, heidelberg) == 0
+	})
+	for j := range 5 {
+		id := fmt.Sprintf("after-%d", j)
+		if _, err := hub.Send(ctx, room, id, proto.KindMLSApp, seal.seal([]byte(id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubLog := hub.history(t, room)
+	last := hubLog[len(hubLog)-1].Seq
+	waitFor(t, 30*time.Second, "Heidelberg's member receiving everything", func() bool { return col.has(last) })
+	col.stop()
+	// A follower's member's stream begins with its invitation, seq 2.
+	checkOnceInOrder(t, hd.user+" (sync)", col.seqs(), 2, last)
+	checkLog(t, hd, room, hubLog)
+	messageIDs(t, seal, hubLog)
+	if rows, distinct, maxSeq := dbStats(t, hd.hs, room); rows != int(last) || distinct != int(last) || maxSeq != last {
+		t.Errorf("Heidelberg's database holds %d rows, %d distinct seqs up to %d for %d events", rows, distinct, maxSeq, last)
+	}
+	col.mu.Lock()
+	var dms int
+	for _, m := range col.devMsgs {
+		if m.Sender == hub.user && string(seal.openTB(t, m.Body)) == "dm-1" {
+			dms++
+		}
+	}
+	col.mu.Unlock()
+	if n := dbCount(t, hd.hs, `SELECT COUNT(*) FROM device_messages WHERE sender = ?`, hub.user); n != 1 || dms != 1 {
+		t.Errorf("the duplicated device message is stored %d times and was received %d times, want once", n, dms)
 	}
 }
