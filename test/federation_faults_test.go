@@ -257,33 +257,20 @@ func checkLog(t testing.TB, m *rawMember, room string, want []proto.Event) {
 
 // messageIDs opens the sealed bodies of a log's messages and fails on any
 // message that appears twice (under two sequence numbers).
-func messageIDs(t testing.TB, s sealer, evs []proto.Event) map[string]int64 {
+func messageIDs(t *testing.T, s sealer, evs []proto.Event) map[string]int64 {
 	t.Helper()
 	ids := map[string]int64{}
 	for _, ev := range evs {
 		if ev.Kind != proto.KindMLSApp {
 			continue
 		}
-		id := string(s.openTB(t, ev.Body))
+		id := string(s.open(t, ev.Body))
 		if prev, dup := ids[id]; dup {
 			t.Fatalf("message %q stored twice, at seq %d and %d", id, prev, ev.Seq)
 		}
 		ids[id] = ev.Seq
 	}
 	return ids
-}
-
-func (s sealer) openTB(t testing.TB, ct []byte) []byte {
-	t.Helper()
-	n := s.aead.NonceSize()
-	if len(ct) < n {
-		t.Fatalf("ciphertext of %d bytes too short", len(ct))
-	}
-	pt, err := s.aead.Open(nil, ct[:n], ct[n:], nil)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	return pt
 }
 
 // acked records what the servers acknowledged: message id → seq.
@@ -925,12 +912,127 @@ func TestFederationReplayedAndDuplicatedTransactionsApplyOnce(t *testing.T) {
 	col.mu.Lock()
 	var dms int
 	for _, m := range col.devMsgs {
-		if m.Sender == hub.user && string(seal.openTB(t, m.Body)) == "dm-1" {
+		if m.Sender == hub.user && string(seal.open(t, m.Body)) == "dm-1" {
 			dms++
 		}
 	}
 	col.mu.Unlock()
 	if n := dbCount(t, hd.hs, `SELECT COUNT(*) FROM device_messages WHERE sender = ?`, hub.user); n != 1 || dms != 1 {
 		t.Errorf("the duplicated device message is stored %d times and was received %d times, want once", n, dms)
+	}
+}
+
+// TestFederationServersSpeakOnlyForThemselves: a server with a valid
+// certificate for its own name can neither act in a room it has no members
+// in, nor speak for another server's users, nor pretend to be a room's hub;
+// each attempt is refused with M_FORBIDDEN or listed as refused in the
+// transaction's answer, and nothing of it is stored anywhere.
+func TestFederationServersSpeakOnlyForThemselves(t *testing.T) {
+	f := newFederationOpts(t, fedOptions{extra: []string{rogue}}, freiburg, heidelberg, stuttgart)
+	room, ms := rawRoom(t, f, freiburg, heidelberg, stuttgart)
+	hub, hd, st := ms[0], ms[1], ms[2]
+	seal := newSealer(t)
+	ctx := ctxT(t)
+	for i, m := range ms {
+		id := fmt.Sprintf("hello-%d", i)
+		if _, err := m.Send(ctx, room, id, proto.KindMLSApp, seal.seal([]byte(id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := hub.lastSeq(t, room)
+	for _, m := range ms[1:] {
+		m.receive(t, room, 0, last, 30*time.Second)
+	}
+	asRogue, asHD := f.peerAs(t, rogue), f.peerAs(t, heidelberg)
+	mallory := "@mallory:" + rogue
+	roomPath := "/fed/v1/rooms/" + url.PathEscape(room)
+
+	// Requests to the hub.
+	submit := func(sender string) proto.FedSubmitRequest {
+		return proto.FedSubmitRequest{Sender: sender, DeviceID: "DEV", Kind: proto.KindMLSApp, Body: seal.seal([]byte("intruder"))}
+	}
+	forbidden := []struct {
+		name         string
+		as           *fedapi.Client
+		method, path string
+		body         any
+	}{
+		{"a server without members submits", asRogue, http.MethodPut, roomPath + "/submit/t1", submit(mallory)},
+		{"a server without members submits for a member", asRogue, http.MethodPut, roomPath + "/submit/t2", submit(hd.user)},
+		{"a server without members joins", asRogue, http.MethodPost, roomPath + "/membership", proto.FedMembershipRequest{Actor: mallory, Action: "join"}},
+		{"a server without members reads the log", asRogue, http.MethodGet, roomPath + "/events?from=1&limit=10", nil},
+		{"a member server submits for another server's user", asHD, http.MethodPut, roomPath + "/submit/t3", submit(st.user)},
+		{"a member server submits for the hub's user", asHD, http.MethodPut, roomPath + "/submit/t4", submit(hub.user)},
+		{"a member server leaves for another server's user", asHD, http.MethodPost, roomPath + "/membership", proto.FedMembershipRequest{Actor: st.user, Action: "leave"}},
+		{"a member server invites", asHD, http.MethodPost, roomPath + "/membership", proto.FedMembershipRequest{Actor: hd.user, Action: "invite", Target: mallory}},
+		{"a member server claims for another server's user", asHD, http.MethodPost, "/fed/v1/keys/claim", proto.FedClaimRequest{Requester: st.user, UserID: hub.user}},
+	}
+	for _, c := range forbidden {
+		err := c.as.Do(ctx, freiburg, c.method, c.path, c.body, nil)
+		var re *fedapi.RemoteError
+		if !errors.As(err, &re) || re.Status != http.StatusForbidden || re.Code != proto.ErrForbidden {
+			t.Errorf("%s: %v, want 403 %s", c.name, err, proto.ErrForbidden)
+		}
+	}
+
+	// Transactions to followers (and to the hub) with events of a room
+	// whose hub the sender is not, or with device messages of users of
+	// another server.
+	forge := func(r string, sender string) proto.FedItem {
+		return proto.FedItem{Kind: proto.FedItemEvent, Event: &proto.Event{RoomID: r, Seq: last + 1, Sender: sender, DeviceID: "DEV",
+			Kind: proto.KindMLSApp, Body: seal.seal([]byte("forged")), Time: time.Now()}}
+	}
+	unknownRoom := "!AAAAAAAAAAAAAAAAAAAAAA:" + freiburg
+	forgeDM := func(sender string, to *rawMember) proto.FedItem {
+		return proto.FedItem{Kind: proto.FedItemDeviceMessage, DeviceMessage: &proto.FedDeviceMessage{Txn: "forged", Sender: sender, SenderDevice: "DEV",
+			UserID: to.user, DeviceID: to.Device, Kind: proto.KindMLSApp, Body: seal.seal([]byte("forged-dm"))}}
+	}
+	refused := []struct {
+		name string
+		as   *fedapi.Client
+		dest string
+		item proto.FedItem
+	}{
+		{"a server without members sends the room's next event", asRogue, heidelberg, forge(room, mallory)},
+		{"a server without members sends an event for a member", asRogue, stuttgart, forge(room, hd.user)},
+		{"a server without members creates a room of another hub", asRogue, heidelberg, forge(unknownRoom, mallory)},
+		{"a member server pretends to be the hub to another follower", asHD, stuttgart, forge(room, hd.user)},
+		{"a member server pretends to be the hub to the hub", asHD, freiburg, forge(room, hd.user)},
+		{"a server sends a device message for another server's user", asRogue, heidelberg, forgeDM(hub.user, hd)},
+		{"a member server sends a device message for another server's user", asHD, stuttgart, forgeDM(hub.user, st)},
+	}
+	for i, c := range refused {
+		res, err := putTransaction(ctx, c.as, c.dest, fmt.Sprintf("forged-%d", i), []proto.FedItem{c.item})
+		if err != nil {
+			t.Errorf("%s: %v, want an answer listing the item as refused", c.name, err)
+			continue
+		}
+		if res.Applied != 0 || res.Repeated != 0 || len(res.Refused) != 1 {
+			t.Errorf("%s: answered %+v, want the item refused", c.name, res)
+		}
+	}
+
+	// Nothing of it was stored; the room goes on with the hub's events.
+	if _, err := hub.Send(ctx, room, "after", proto.KindMLSApp, seal.seal([]byte("after"))); err != nil {
+		t.Fatal(err)
+	}
+	hubLog := hub.history(t, room)
+	for _, m := range ms[1:] {
+		m.receive(t, room, 0, last+1, 30*time.Second)
+		checkLog(t, m, room, hubLog)
+	}
+	for _, m := range ms {
+		if rows, distinct, maxSeq := dbStats(t, m.hs, room); rows != int(last+1) || distinct != rows || maxSeq != last+1 {
+			t.Errorf("%s's database holds %d rows, %d seqs up to %d, want %d", m.hs.name, rows, distinct, maxSeq, last+1)
+		}
+		if n := dbCount(t, m.hs, `SELECT COUNT(*) FROM rooms WHERE id = ?`, unknownRoom); n != 0 {
+			t.Errorf("%s created the room of a forged event", m.hs.name)
+		}
+		if n := dbCount(t, m.hs, `SELECT COUNT(*) FROM device_messages`); n != 0 {
+			t.Errorf("%s stored %d forged device messages", m.hs.name, n)
+		}
+		if n := dbCount(t, m.hs, `SELECT COUNT(*) FROM members WHERE user_id = ?`, mallory); n != 0 {
+			t.Errorf("%s made %s a member", m.hs.name, mallory)
+		}
 	}
 }
