@@ -318,9 +318,9 @@ func (m *rawMember) sendUntilAcked(ctx context.Context, room, id string, s seale
 	}
 }
 
-// waitFor waits until cond holds, checking it every 10 ms (a readiness
+// awaitCond waits until cond holds, checking it every 10 ms (a readiness
 // probe, not a synchronisation), and fails the test after within.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+func awaitCond(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -374,7 +374,7 @@ func TestFederationFollowerKilledCatchesUpExactlyOnce(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "a third of the messages acknowledged", func() bool { return ack.n.Load() >= 2*perSender/3 || failed.Load() })
+	awaitCond(t, 30*time.Second, "a third of the messages acknowledged", func() bool { return ack.n.Load() >= 2*perSender/3 || failed.Load() })
 	st.hs.stop(syscall.SIGKILL)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -451,7 +451,7 @@ func TestFederationHubKilledLosesNothingAcknowledged(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "a third of the messages acknowledged", func() bool { return ack.n.Load() >= int64(len(ms)*perSender/3) })
+	awaitCond(t, 30*time.Second, "a third of the messages acknowledged", func() bool { return ack.n.Load() >= int64(len(ms)*perSender/3) })
 	hub.hs.stop(syscall.SIGKILL)
 	// While the hub is down, a follower's member gets a clear error at
 	// once. (In-flight sends may instead wait, up to 30 s, for their
@@ -889,7 +889,7 @@ func TestFederationReplayedAndDuplicatedTransactionsApplyOnce(t *testing.T) {
 
 	// The hub delivers its queue, which Heidelberg has already applied.
 	gate.setShut(false)
-	waitFor(t, 50*time.Second, "the hub's queue for Heidelberg drained", func() bool {
+	awaitCond(t, 50*time.Second, "the hub's queue for Heidelberg drained", func() bool {
 		return dbCount(t, hub.hs, `SELECT COUNT(*) FROM fed_outbound WHERE destination = ?`, heidelberg) == 0
 	})
 	for j := range 5 {
@@ -900,7 +900,7 @@ func TestFederationReplayedAndDuplicatedTransactionsApplyOnce(t *testing.T) {
 	}
 	hubLog := hub.history(t, room)
 	last := hubLog[len(hubLog)-1].Seq
-	waitFor(t, 30*time.Second, "Heidelberg's member receiving everything", func() bool { return col.has(last) })
+	awaitCond(t, 30*time.Second, "Heidelberg's member receiving everything", func() bool { return col.has(last) })
 	col.stop()
 	// A follower's member's stream begins with its invitation, seq 2.
 	checkOnceInOrder(t, hd.user+" (sync)", col.seqs(), 2, last)
