@@ -79,6 +79,12 @@ func buildSpecs() []Feature {
 		add(v, "min6", "minimum over the last 6 hours", func(p *Patient) float64 { _, lo, _, _ := p.window(v, 6); return lo })
 		add(v, "max6", "maximum over the last 6 hours", func(p *Patient) float64 { _, _, hi, _ := p.window(v, 6); return hi })
 		add(v, "sd12", "standard deviation over the last 12 hours", func(p *Patient) float64 { _, _, _, sd := p.window(v, 12); return sd })
+		add(v, "delta1", "change of the carried-forward value over 1 hour", func(p *Patient) float64 {
+			return p.vars[v].last - p.ffillAgo(v, 1)
+		})
+		add(v, "mean24", "mean over the last 24 hours", func(p *Patient) float64 { m, _, _, _ := p.window(v, 24); return m })
+		add(v, "min24", "minimum over the last 24 hours", func(p *Patient) float64 { _, lo, _, _ := p.window(v, 24); return lo })
+		add(v, "max24", "maximum over the last 24 hours", func(p *Patient) float64 { _, _, hi, _ := p.window(v, 24); return hi })
 		add(v, "dev", "deviation of the last value from the patient's running mean", func(p *Patient) float64 {
 			s := &p.vars[v]
 			if s.n == 0 {
@@ -94,6 +100,7 @@ func buildSpecs() []Feature {
 		add(v, "dev", "deviation of the last value from the patient's first value", func(p *Patient) float64 {
 			return p.vars[v].last - p.vars[v].first
 		})
+		add(v, "count24", "measurements in the last 24 hours", func(p *Patient) float64 { return p.count(v, 24) })
 	}
 	for _, v := range []physionet.Index{physionet.Age, physionet.Gender, physionet.HospAdmTime} {
 		add(v, "value", "demographic value", func(p *Patient) float64 { return p.vars[v].last })
