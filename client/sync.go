@@ -353,6 +353,10 @@ func (s *Session) follow(ctx context.Context, once bool, fn func([]Message)) err
 			if _, err := s.UpdateStaleKeys(ctx); err != nil {
 				s.log.Warn("key update failed", "err", err)
 			}
+			// Others claim this device's KeyPackages to add it to rooms.
+			if err := s.TopUpKeyPackages(ctx); err != nil {
+				s.log.Warn("key package top-up failed", "err", err)
+			}
 		}
 	}
 }

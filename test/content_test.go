@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +94,11 @@ func TestEveryContentTypeAndSignedConsent(t *testing.T) {
 	alertSent := mustSend(bot, &content.Alert{AlertID: "ep-1", Bed: "ICU-3 bed 12", Risk: 0.81, Trend: "rising",
 		Scores: content.RuleScores{QSOFA: &qsofa, NEWS2: &news}, Top: []content.Contribution{{Variable: "Lactate", Value: 4.2, Unit: "mmol/L"}},
 		DataTime: content.At(time.Now()), Level: 1}, "")
+	notePath := filepath.Join(t.TempDir(), "discharge-note.txt")
+	os.WriteFile(notePath, []byte("Discharge note PLAINTEXT-ATTACHMENT: wound healing well."), 0o600)
+	if _, err := bob.SendFile(ctx, room, notePath, nil); err != nil {
+		t.Fatal(err)
+	}
 	consentReq, err := alice.RequestConsent(ctx, room, readTestdata(t, "consent-draft.json"), "May we share your CT with the tumour board? PLAINTEXT-CONSENT")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +107,7 @@ func TestEveryContentTypeAndSignedConsent(t *testing.T) {
 	// Everyone receives every type; Paul answers the consent request and
 	// Bob acknowledges the alert.
 	wantTypes := []content.Type{content.TypeText, content.TypeReply, content.TypeReaction, content.TypeEdit, content.TypeText,
-		content.TypeRetraction, content.TypeFHIR, content.TypeFHIR, content.TypeCall, content.TypeAlert, content.TypeConsentRequest}
+		content.TypeRetraction, content.TypeFHIR, content.TypeFHIR, content.TypeCall, content.TypeAlert, content.TypeAttachment, content.TypeConsentRequest}
 	for _, d := range []*device{alice, bob, paul, bot} {
 		d.sync()
 		hist, err := d.History(ctx, room, 1, 1000)
@@ -113,6 +120,19 @@ func TestEveryContentTypeAndSignedConsent(t *testing.T) {
 		}
 		if !slices.Equal(types, wantTypes) {
 			t.Errorf("%s has content types %v, want %v", d.user, types, wantTypes)
+		}
+	}
+	// The patient opens the attachment: hash verified, decrypted.
+	hist, _ := paul.History(ctx, room, 1, 1000)
+	for _, m := range hist {
+		if c, err := m.Decode(); err == nil && c.Body.Type() == content.TypeAttachment {
+			out := filepath.Join(t.TempDir(), "note.txt")
+			if _, err := paul.Download(ctx, room, m.Seq, out); err != nil {
+				t.Fatalf("patient downloads the attachment: %v", err)
+			}
+			if got, _ := os.ReadFile(out); !strings.Contains(string(got), "wound healing well") {
+				t.Errorf("attachment decrypted to %q", got)
+			}
 		}
 	}
 	if _, err := paul.AnswerConsent(ctx, room, consentReq.Seq, true); err != nil {
@@ -157,7 +177,7 @@ func TestEveryContentTypeAndSignedConsent(t *testing.T) {
 		t.Error("a patient could invite")
 	}
 	for _, marker := range []string{"PLAINTEXT-TEXT", "PLAINTEXT-REPLY", "PLAINTEXT-EDIT", "PLAINTEXT-LACTATE", "PLAINTEXT-CBC",
-		"PLAINTEXT-CONSENT", "PLAINTEXT-ROOMNAME", "ICU-3 bed 12", "cultures taken", "pseudo-4711"} {
+		"PLAINTEXT-CONSENT", "PLAINTEXT-ROOMNAME", "PLAINTEXT-ATTACHMENT", "discharge-note", "ICU-3 bed 12", "cultures taken", "pseudo-4711"} {
 		hs.assertNoPlaintext([]byte(marker))
 	}
 }
