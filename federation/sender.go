@@ -73,6 +73,7 @@ type Sender struct {
 	mu      sync.Mutex
 	workers map[string]chan struct{} // destination → wake-up
 	ctx     context.Context
+	stopped bool
 	wg      sync.WaitGroup
 }
 
@@ -121,7 +122,8 @@ func (s *Sender) Run(ctx context.Context) error {
 		break
 	}
 	<-ctx.Done()
-	s.mu.Lock() // no Notify starts a worker after this
+	s.mu.Lock()
+	s.stopped = true // no Notify starts a worker after this
 	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
@@ -132,7 +134,7 @@ func (s *Sender) Run(ctx context.Context) error {
 func (s *Sender) Notify(dest string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx == nil || s.ctx.Err() != nil {
+	if s.ctx == nil || s.stopped || s.ctx.Err() != nil {
 		return
 	}
 	wake, ok := s.workers[dest]
