@@ -181,7 +181,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
+	go func() { errc <- srv.Serve(tls.NewListener(gatherListener{ln}, s.tls)) }()
 	s.log.Info("homeserver listening", "server_name", s.cfg.ServerName, "addr", ln.Addr().String())
 
 	var serveErr error

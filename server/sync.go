@@ -87,6 +87,8 @@ type syncSession struct {
 	// binary is set when the client negotiated proto.SyncSubprotocolBinary:
 	// events frames are then binary messages of event records.
 	binary bool
+	// gc, if not nil, sends each events frame with one write (gather.go).
+	gc *gatherConn
 
 	// Reused between frames so that fan-out does not allocate per event.
 	entries []hub.Entry
@@ -124,7 +126,7 @@ func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, c caller) {
 	defer conn.Close()
 
 	sess := &syncSession{s: s, c: c, conn: conn, cursor: since,
-		binary: conn.Subprotocol() == proto.SyncSubprotocolBinary,
+		binary: conn.Subprotocol() == proto.SyncSubprotocolBinary, gc: gatherConnOf(conn),
 		filter: roomFilter{user: c.User.ID, joined: map[string]bool{}}}
 	for i := range history {
 		sess.filter.visible(&history[i])
@@ -340,6 +342,30 @@ func (ss *syncSession) catchUp(ctx context.Context) error {
 // or JSON objects, as negotiated.
 func (ss *syncSession) writeEvents(raws [][]byte) error {
 	ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.SyncWriteTimeout.Duration))
+	if ss.gc != nil && frameSize(raws) > maxTLSRecord {
+		ss.gc.gather()
+		err := ss.writeFrame(raws)
+		if ferr := ss.gc.flush(); err == nil {
+			err = ferr
+		}
+		return err
+	}
+	return ss.writeFrame(raws)
+}
+
+// maxTLSRecord is the most plaintext one TLS record carries (RFC 8446
+// §5.1); a frame up to this size goes out in one write anyway.
+const maxTLSRecord = 16 << 10
+
+func frameSize(raws [][]byte) int {
+	n := 0
+	for _, r := range raws {
+		n += len(r) + 1
+	}
+	return n
+}
+
+func (ss *syncSession) writeFrame(raws [][]byte) error {
 	if ss.binary {
 		w, err := ss.conn.NextWriter(websocket.BinaryMessage)
 		if err != nil {

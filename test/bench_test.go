@@ -250,5 +250,5 @@ func processCPU(pid int) time.Duration {
 func BenchmarkFanout(b *testing.B) {
 	b.Run("receivers=100/senders=32/unpaced", func(b *testing.B) { runFanout(b, fanout{receivers: 100, senders: 32}) })
 	b.Run("receivers=100/senders=8/rate=1000", func(b *testing.B) { runFanout(b, fanout{receivers: 100, senders: 8, rate: 1000}) })
-	b.Run("receivers=100/senders=32/unpaced/json", func(b *testing.B) { runFanout(b, fanout{receivers: 100, senders: 32, json: true}) })
+	b.Run("receivers=100/senders=32/unpaced-json", func(b *testing.B) { runFanout(b, fanout{receivers: 100, senders: 32, json: true}) })
 }

@@ -149,6 +149,10 @@ func Open(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.stopOnce.Do(func() { close(db.stop) })
 	<-db.done
+	// How well writes were batched (group commit) tells an operator
+	// whether the disk's sync time limits throughput.
+	ws := db.WriteStats()
+	db.log.Info("store writer stopped", "commits", ws.Batches, "operations", ws.Ops, "busy", ws.Busy)
 	for _, st := range db.stmts {
 		st.Close()
 	}
