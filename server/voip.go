@@ -175,15 +175,13 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request, c caller) {
 			}
 		}
 	}()
-	sig := &closingSignal{WebSocketSignal: sfu.NewWebSocketSignal(conn), ctx: ctx}
-	err = s.sfu.Serve(ctx, room.ID, c.User.ID, c.Device.DeviceID, sig)
-	switch {
-	case errors.Is(err, sfu.ErrCallFull):
+	sig := closingSignal{sfu.NewWebSocketSignal(conn)}
+	// Serve logs how the session ended and closes sig with the reason;
+	// only a refused join is left to close here.
+	if err := s.sfu.Serve(ctx, room.ID, c.User.ID, c.Device.DeviceID, sig); errors.Is(err, sfu.ErrCallFull) {
 		sig.CloseWith(closeCallFull, "the call is full")
-	case err != nil && !errors.Is(err, sfu.ErrProtocol):
-		s.log.Warn("call session failed", "room", room.ID, "device", c.Device.DeviceID, "err", err)
 	}
-	sig.Close()
+	sig.Close(nil) // no effect if already closed
 }
 
 var (
@@ -191,22 +189,19 @@ var (
 	errNotJoined    = errors.New("no longer a joined member of the room")
 )
 
-// closingSignal's close frame says why the server ended the call.
-type closingSignal struct {
-	*sfu.WebSocketSignal
-	ctx context.Context
-}
+// closingSignal's close frame also says when the server ended the call.
+type closingSignal struct{ *sfu.WebSocketSignal }
 
-func (c *closingSignal) Close() error {
-	switch cause := context.Cause(c.ctx); {
-	case errors.Is(cause, errShuttingDown):
-		return c.CloseWith(websocket.CloseGoingAway, cause.Error())
-	case errors.Is(cause, errNotJoined):
-		return c.CloseWith(closeNotMember, cause.Error())
-	case errors.Is(cause, errRevoked):
-		return c.CloseWith(websocket.ClosePolicyViolation, cause.Error())
+func (c closingSignal) Close(reason error) error {
+	switch {
+	case errors.Is(reason, errShuttingDown):
+		return c.CloseWith(websocket.CloseGoingAway, reason.Error())
+	case errors.Is(reason, errNotJoined):
+		return c.CloseWith(closeNotMember, reason.Error())
+	case errors.Is(reason, errRevoked):
+		return c.CloseWith(websocket.ClosePolicyViolation, reason.Error())
 	}
-	return c.WebSocketSignal.Close()
+	return c.WebSocketSignal.Close(reason)
 }
 
 // joinedMember returns a 403 API error unless user is a joined member of room.

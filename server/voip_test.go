@@ -316,8 +316,9 @@ func TestSFURenegotiatesOnLeaveAndReplacesReconnectingDevice(t *testing.T) {
 	}
 	// The same device connects again: the first session is closed.
 	b2 := e.joinCall(ctx, room, logins[1], keys[1], nil)
-	if err := b.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return false }); b.Err() == nil {
-		t.Fatalf("first session of a reconnected device still open: %v", err)
+	b.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return false })
+	if ce := (*websocket.CloseError)(nil); !errors.As(b.Err(), &ce) || ce.Code != sfu.CloseReplaced {
+		t.Fatalf("first session of a reconnected device ended with %v, want close code %d", b.Err(), sfu.CloseReplaced)
 	}
 	if err := b2.Wait(ctx, func(s map[string]clientsfu.SenderStats) bool { return s[logins[0].DeviceID].Frames >= 10 }); err != nil {
 		t.Fatalf("second session: %v", err)
@@ -543,10 +544,12 @@ func TestCallRefusesBadSignalling(t *testing.T) {
 		if err := conn.WriteMessage(bad.typ, []byte(bad.data)); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				break // the server closed the connection
-			}
+		var closeErr error
+		for closeErr == nil {
+			_, _, closeErr = conn.ReadMessage() // until the server closes
+		}
+		if ce := (*websocket.CloseError)(nil); !errors.As(closeErr, &ce) || ce.Code != sfu.CloseProtocol {
+			t.Errorf("after %q: %v, want close code %d", bad.data, closeErr, sfu.CloseProtocol)
 		}
 		conn.Close()
 		if err := a.Wait(ctx, func(map[string]clientsfu.SenderStats) bool { return len(a.Participants()) == 1 }); err != nil {

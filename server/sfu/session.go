@@ -17,16 +17,22 @@ import (
 
 // Signal is a participant's signalling channel (the homeserver passes a
 // WebSocket, see NewWebSocketSignal). Send is called from one goroutine and
-// Receive from another; Close ends both.
+// Receive from another; Close ends both, with the reason the session ended
+// (nil for a hang-up, ErrReplaced, ErrProtocol, or the cause of the
+// context given to Serve).
 type Signal interface {
 	Send(m proto.SFUMessage) error
 	Receive() (proto.SFUMessage, error)
-	Close() error
+	Close(reason error) error
 }
 
-// ErrProtocol is returned when a participant sends a message the protocol
-// does not allow.
-var ErrProtocol = errors.New("sfu: signalling protocol violation")
+var (
+	// ErrProtocol is returned when a participant sends a message the
+	// protocol does not allow.
+	ErrProtocol = errors.New("sfu: signalling protocol violation")
+	// ErrReplaced ends a session when the same device joins again.
+	ErrReplaced = errors.New("sfu: replaced by a newer session of this device")
+)
 
 // room is one room's call.
 type room struct {
@@ -44,6 +50,7 @@ type peer struct {
 	pc           *webrtc.PeerConnection
 	ctx          context.Context
 	cancel       context.CancelFunc
+	stop         context.CancelCauseFunc
 	negotiate    chan struct{}         // a renegotiation is due
 	answers      chan string           // answers received
 	out          chan proto.SFUMessage // to the writer
@@ -86,10 +93,11 @@ func (s *SFU) Serve(ctx context.Context, roomID, userID, device string, sig Sign
 	if err != nil {
 		return fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, stop := context.WithCancelCause(ctx)
+	cancel := func() { stop(nil) }
 	defer cancel()
 	p := &peer{
-		room: r, user: userID, device: device, pc: pc, ctx: ctx, cancel: cancel,
+		room: r, user: userID, device: device, pc: pc, ctx: ctx, cancel: cancel, stop: stop,
 		negotiate: make(chan struct{}, 1), answers: make(chan string, 1), out: make(chan proto.SFUMessage, 16),
 		senders: map[*track]*webrtc.RTPSender{},
 	}
@@ -121,22 +129,23 @@ func (s *SFU) Serve(ctx context.Context, roomID, userID, device string, sig Sign
 	go func() { defer loops.Done(); p.write(sig) }()
 	go func() { defer loops.Done(); p.read(sig) }()
 	err = p.negotiateLoop(s.cfg.NegotiationTimeout)
+	if errors.Is(err, context.Canceled) {
+		// Why: a hang-up or failed connection (nil), a replacement, or
+		// the caller's cause (membership lost, shutdown).
+		if err = context.Cause(ctx); errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}
 	cancel()
-	sig.Close()
+	sig.Close(err)
 	loops.Wait()
 	r.leave(p)
-	s.log.Info("call left", "room", roomID, "device", device, "reason", errString(err))
-	if errors.Is(err, context.Canceled) {
-		err = nil
+	reason := "hangup"
+	if err != nil {
+		reason = err.Error()
 	}
+	s.log.Info("call left", "room", roomID, "device", device, "reason", reason)
 	return err
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "hangup"
-	}
-	return err.Error()
 }
 
 // write sends queued messages until the session ends.
@@ -161,6 +170,7 @@ func (p *peer) read(sig Signal) {
 		m, err := sig.Receive()
 		if errors.Is(err, ErrProtocol) {
 			p.room.sfu.log.Warn("call signalling refused", "device", p.device, "err", err)
+			p.stop(err)
 		}
 		if err != nil {
 			return
@@ -264,7 +274,7 @@ func (r *room) join(p *peer) error {
 	}
 	r.mu.Unlock()
 	if old != nil {
-		old.cancel()
+		old.stop(ErrReplaced)
 	}
 	r.announce()
 	return nil

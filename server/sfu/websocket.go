@@ -3,6 +3,7 @@ package sfu
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -70,8 +71,21 @@ func DecodeClientMessage(b []byte) (proto.SFUMessage, error) {
 	return m, nil
 }
 
-// Close sends a normal close frame and closes the connection.
-func (s *WebSocketSignal) Close() error {
+// Close codes of the signalling WebSocket besides 1000 (call ended).
+const (
+	CloseReplaced = 4409 // the device joined the call again
+	CloseProtocol = 4400 // the participant broke the signalling protocol
+)
+
+// Close sends a close frame for reason (1000, CloseReplaced or
+// CloseProtocol) and closes the connection.
+func (s *WebSocketSignal) Close(reason error) error {
+	switch {
+	case errors.Is(reason, ErrReplaced):
+		return s.CloseWith(CloseReplaced, "replaced by a newer connection of this device")
+	case errors.Is(reason, ErrProtocol):
+		return s.CloseWith(CloseProtocol, "signalling protocol violation")
+	}
 	return s.CloseWith(websocket.CloseNormalClosure, "call ended")
 }
 
