@@ -154,3 +154,25 @@ func (s *Session) handleEphemeral(dm *proto.DeviceMessage) {
 	// Ephemeral messages go to the caller only, never to the cache.
 	s.pending = append(s.pending, base)
 }
+
+// sframeBaseKeyLabel is the MLS exporter label of SFrame base keys
+// (RFC 9605 §5.2).
+const sframeBaseKeyLabel = "SFrame 1.0 Base Key"
+
+// CallBaseKey returns the SFrame base key of the room's current MLS epoch
+// (RFC 9605 §5.2: MLS-Exporter("SFrame 1.0 Base Key", "", n)), with the
+// epoch and this device's leaf index, which form its SFrame key ids. Call
+// it again after every commit: a removed member cannot derive the new key.
+func (s *Session) CallBaseKey(roomID string, n int) (epoch uint64, leaf uint32, key []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.liveRoom(roomID)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	key, err = r.group.Export(sframeBaseKeyLabel, nil, n)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("export SFrame key of %s: %w", roomID, err)
+	}
+	return r.group.Epoch(), r.group.LeafIndex(), key, nil
+}

@@ -418,3 +418,41 @@ func TestStaleKeysAreUpdated(t *testing.T) {
 		t.Errorf("after the update alice got %q", got)
 	}
 }
+
+func TestCallBaseKeyChangesWithMembership(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	alice, bob, carol := hs.addUser("alice", "doctor"), hs.addUser("bob", "doctor"), hs.addUser("carol", "doctor")
+	hs.start()
+	a, b, c := newDevice(t, hs, alice), newDevice(t, hs, bob), newDevice(t, hs, carol)
+	ctx := ctxT(t)
+	room, _ := a.CreateRoom(ctx, "Tumour board call")
+	for _, u := range []string{bob, carol} {
+		if err := a.Invite(ctx, room, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.sync()
+	c.sync()
+	ea, _, ka, err := a.CallBaseKey(room, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, _, kb, _ := b.CallBaseKey(room, 16)
+	ec, _, kc, _ := c.CallBaseKey(room, 16)
+	if ea != eb || ea != ec || !bytes.Equal(ka, kb) || !bytes.Equal(ka, kc) {
+		t.Fatal("members derive different SFrame base keys in one epoch")
+	}
+	if err := a.Remove(ctx, room, carol); err != nil {
+		t.Fatal(err)
+	}
+	b.sync()
+	c.sync()
+	_, _, ka2, _ := a.CallBaseKey(room, 16)
+	_, _, kb2, _ := b.CallBaseKey(room, 16)
+	if bytes.Equal(ka2, ka) || !bytes.Equal(ka2, kb2) {
+		t.Fatal("the key did not change with the removal, or the remaining members disagree")
+	}
+	if _, _, _, err := c.CallBaseKey(room, 16); err == nil {
+		t.Fatal("a removed member still derives call keys")
+	}
+}
