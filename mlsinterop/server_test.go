@@ -1,6 +1,7 @@
 package mlsinterop_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -145,5 +146,56 @@ func TestServerRefusesBadRequests(t *testing.T) {
 	}
 	if _, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: g.GetStateId()}); code(err) != codes.NotFound {
 		t.Fatalf("state after Free: %v", err)
+	}
+}
+
+// TestKeyPackagePrivatesMakeAPassiveClient checks what the runner's
+// passive-client conversion relies on: the private keys CreateKeyPackage
+// returns let another implementation (here crypto/mls directly) join from
+// the Welcome and follow the group's commits.
+func TestKeyPackagePrivatesMakeAPassiveClient(t *testing.T) {
+	ctx := testCtx(t)
+	c := startServer(t)
+	for _, suite := range mls.SupportedCipherSuites() {
+		t.Run(fmt.Sprintf("%#04x", uint16(suite)), func(t *testing.T) {
+			g, err := c.CreateGroup(ctx, &pb.CreateGroupRequest{CipherSuite: uint32(suite), GroupId: []byte("g"), Identity: []byte("alice"), EncryptHandshake: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kp, err := c.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: uint32(suite), Identity: []byte("bob")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			commit, err := c.Commit(ctx, &pb.CommitRequest{StateId: g.GetStateId(), ByValue: []*pb.ProposalDescription{{ProposalType: []byte("add"), KeyPackage: kp.GetKeyPackage()}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err := c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: g.GetStateId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			priv := &mls.KeyPackagePrivate{InitKey: kp.GetInitPriv(), EncryptionKey: kp.GetEncryptionPriv(), SignatureKey: kp.GetSignaturePriv()}
+			passive, err := mls.JoinFromWelcome(nil, commit.GetWelcome(), kp.GetKeyPackage(), priv, nil)
+			if err != nil {
+				t.Fatalf("passive join: %v", err)
+			}
+			if !bytes.Equal(passive.EpochAuthenticator(), merged.GetEpochAuthenticator()) {
+				t.Fatal("passive client disagrees after joining")
+			}
+			next, err := c.Commit(ctx, &pb.CommitRequest{StateId: g.GetStateId(), ForcePath: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err = c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: g.GetStateId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := passive.ProcessMessage(next.GetCommit()); err != nil {
+				t.Fatalf("passive client processes the commit: %v", err)
+			}
+			if !bytes.Equal(passive.EpochAuthenticator(), merged.GetEpochAuthenticator()) {
+				t.Fatal("passive client disagrees after a commit")
+			}
+		})
 	}
 }
