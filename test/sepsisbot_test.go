@@ -13,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,5 +318,90 @@ func TestICUDemoScenario(t *testing.T) {
 	}
 	for _, s := range demo.ICUSecrets {
 		hs.assertNoPlaintext([]byte(s))
+	}
+}
+
+// TestSepsisBotRunCommand starts `medicus sepsisbot run --config FILE` as a
+// process, checks that its FHIR endpoint takes observations, and stops it
+// with SIGTERM.
+func TestSepsisBotRunCommand(t *testing.T) {
+	hs := newHomeserver(t, "uk-freiburg.example", nil)
+	doctorID, botID := hs.addUser("dr.weber", "doctor"), hs.addUser("sepsis-bot", "bot")
+	hs.start()
+	doctor := newDevice(t, hs, doctorID)
+	icu, err := doctor.CreateRoom(ctxT(t), "ICU 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	roots := writeBotFiles(t, dir)
+	fhirAddr, mllpAddr := freeAddr(t), freeAddr(t)
+	config := strings.NewReplacer(
+		`"https://uk-freiburg.example:8448"`, `"https://`+hs.addr+`"`,
+		`"ca.pem"`, `"`+filepath.Join(hs.dir, "ca.pem")+`"`,
+		`"@sepsis-bot:uk-freiburg.example"`, `"`+botID+`"`,
+		`"!replace-with-the-icu-room:uk-freiburg.example"`, `"`+icu+`"`,
+		`escalation_room = "!replace-with-the-on-call-room:uk-freiburg.example"`, ``,
+		`escalate_after = "30m"`, `escalate_after = "0s"`,
+		`"0.0.0.0:8443"`, `"`+fhirAddr+`"`,
+		`"0.0.0.0:2575"`, `"`+mllpAddr+`"`,
+	).Replace(bot.ExampleConfig)
+	configPath := filepath.Join(dir, "sepsisbot.toml")
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(medicusBin, "sepsisbot", "run", "--config", configPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	waited := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(waited) }()
+	defer func() {
+		cmd.Process.Kill() // no-op after a clean exit
+		<-waited
+	}()
+
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	waitFor(t, "the bot's FHIR endpoint", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("sepsisbot run exited: %v\n%s", err, stderr.String())
+		default:
+		}
+		resp, err := hc.Get("https://" + fhirAddr + "/fhir/metadata")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	postVitals(t, hc, "https://"+fhirAddr+"/fhir", start, 0, 2)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("sepsisbot run: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sepsisbot run did not stop on SIGTERM\n%s", stderr.String())
+	}
+	// The measurements were stored durably before the endpoint answered.
+	// (Read-write: the bot has stopped, and a read-only open of a WAL file
+	// fails when its -shm file is gone.)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", "patients.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM measurements WHERE patient = ?`, sepsisPatient).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("%d measurements stored, %v", n, err)
 	}
 }
