@@ -201,6 +201,7 @@ func printResults(w io.Writer, r benchmark.Results, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(r)
 	}
 	fmt.Fprintf(w, "%d stays (%d septic), %d hours", r.Patients, r.SepticPatients, r.Hours)
