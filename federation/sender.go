@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medicus-health/medicus/proto"
@@ -71,7 +72,7 @@ type Sender struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	workers map[string]chan struct{} // destination → wake-up
+	workers map[string]*worker // by destination
 	ctx     context.Context
 	stopped bool
 	wg      sync.WaitGroup
@@ -92,7 +93,7 @@ func NewSender(outbox Outbox, client *Client, cfg SenderConfig) *Sender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{outbox: outbox, client: client, cfg: cfg, log: log, workers: map[string]chan struct{}{}}
+	return &Sender{outbox: outbox, client: client, cfg: cfg, log: log, workers: map[string]*worker{}}
 }
 
 // Run starts workers for every destination with queued entries and keeps
@@ -131,37 +132,56 @@ func (s *Sender) Run(ctx context.Context) error {
 
 // Notify tells the worker of dest that entries were queued, starting it if
 // needed. It never blocks.
-func (s *Sender) Notify(dest string) {
+func (s *Sender) Notify(dest string) { s.notify(dest, false) }
+
+// PeerIsBack tells the Sender that dest just contacted this server (it is
+// up again): a worker waiting out a backoff for it retries at once.
+func (s *Sender) PeerIsBack(dest string) { s.notify(dest, true) }
+
+// worker is the state of one destination's goroutine.
+type worker struct {
+	wake chan struct{}
+	back atomic.Bool
+}
+
+func (s *Sender) notify(dest string, back bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx == nil || s.stopped || s.ctx.Err() != nil {
 		return
 	}
-	wake, ok := s.workers[dest]
+	w, ok := s.workers[dest]
 	if !ok {
-		wake = make(chan struct{}, 1)
-		s.workers[dest] = wake
+		if back {
+			return // nothing queued for it
+		}
+		w = &worker{wake: make(chan struct{}, 1)}
+		s.workers[dest] = w
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.work(s.ctx, dest, wake)
+			s.work(s.ctx, dest, w)
 		}()
 	}
+	if back {
+		w.back.Store(true)
+	}
 	select {
-	case wake <- struct{}{}:
+	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *Sender) work(ctx context.Context, dest string, wake chan struct{}) {
+func (s *Sender) work(ctx context.Context, dest string, w *worker) {
 	var wait time.Duration
 	for {
+		w.back.Store(false)
 		items, err := s.outbox.Pending(ctx, dest, s.cfg.Batch)
 		if err == nil && len(items) == 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-wake:
+			case <-w.wake:
 				continue
 			}
 		}
@@ -177,10 +197,30 @@ func (s *Sender) work(ctx context.Context, dest string, wake chan struct{}) {
 		}
 		wait = s.cfg.Backoff.next(wait)
 		s.log.Warn("federation delivery failed; retrying", "destination", dest, "err", err, "in", wait)
+		if !s.backOff(ctx, w, jitter(wait)) {
+			return
+		}
+		if w.back.Load() {
+			wait = 0 // the peer is up again: start the backoff afresh
+		}
+	}
+}
+
+// backOff waits d, or less if the peer reports back; new entries alone do
+// not cut it short. It returns false when ctx ends.
+func (s *Sender) backOff(ctx context.Context, w *worker, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(jitter(wait)):
+			return false
+		case <-t.C:
+			return true
+		case <-w.wake:
+			if w.back.Load() {
+				return true
+			}
 		}
 	}
 }

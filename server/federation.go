@@ -164,6 +164,9 @@ func (s *Server) fedOrigin(h func(w http.ResponseWriter, r *http.Request, origin
 			writeError(w, http.StatusForbidden, proto.ErrForbidden, "not an allowed federation peer")
 			return
 		}
+		// The peer is up: whatever is queued for it goes now, not after
+		// the rest of a backoff from its outage.
+		s.fed.sender.PeerIsBack(origin)
 		h(w, r, origin)
 	}
 }
@@ -180,15 +183,7 @@ func (s *Server) fedTransaction(w http.ResponseWriter, r *http.Request, origin s
 		return
 	}
 	var res proto.FedTransactionResult
-	for _, it := range tx.Items {
-		applied, refusal, err := s.applyItem(r.Context(), origin, it)
-		if err != nil {
-			// A transient failure: the origin retries the whole
-			// transaction, and what was applied is recognised then.
-			s.log.Warn("federation transaction failed", "origin", origin, "err", err)
-			s.fail(w, r, errorf(http.StatusServiceUnavailable, proto.ErrUnavailable, "could not apply the transaction: %v", err))
-			return
-		}
+	count := func(applied bool, refusal string) {
 		switch {
 		case refusal != "":
 			res.Refused = append(res.Refused, refusal)
@@ -199,7 +194,76 @@ func (s *Server) fedTransaction(w http.ResponseWriter, r *http.Request, origin s
 			res.Repeated++
 		}
 	}
+	for i := 0; i < len(tx.Items); {
+		// A run of room events is applied in one database transaction.
+		j := i
+		for j < len(tx.Items) && tx.Items[j].Kind == proto.FedItemEvent {
+			j++
+		}
+		var err error
+		if j > i {
+			err = s.applyEvents(r.Context(), origin, tx.Items[i:j], count)
+			i = j
+		} else {
+			var applied bool
+			var refusal string
+			applied, refusal, err = s.applyItem(r.Context(), origin, tx.Items[i])
+			if err == nil {
+				count(applied, refusal)
+			}
+			i++
+		}
+		if err != nil {
+			// A transient failure: the origin retries the whole
+			// transaction, and what was applied is recognised then.
+			s.log.Warn("federation transaction failed", "origin", origin, "err", err)
+			s.fail(w, r, errorf(http.StatusServiceUnavailable, proto.ErrUnavailable, "could not apply the transaction: %v", err))
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// applyEvents applies a run of event items from origin, backfilling from
+// the hub where one does not follow its room's last event.
+func (s *Server) applyEvents(ctx context.Context, origin string, items []proto.FedItem, count func(bool, string)) error {
+	var evs []proto.Event
+	for _, it := range items {
+		ev := it.Event
+		switch {
+		case ev == nil || !roomIDRE.MatchString(ev.RoomID) || ev.Seq < 1 || !kindRE.MatchString(ev.Kind):
+			count(false, "malformed event")
+		case hubOf(ev.RoomID) != origin:
+			// A follower accepts a room's events only from its hub.
+			count(false, fmt.Sprintf("%s is not the hub of %s", origin, ev.RoomID))
+		default:
+			evs = append(evs, *ev)
+		}
+	}
+	for len(evs) > 0 {
+		res, err := s.store.ApplyRemoteEvents(ctx, origin, evs)
+		if err != nil {
+			return err
+		}
+		done := len(evs)
+		for k, r := range res {
+			var gap *store.GapError
+			if errors.As(r.Err, &gap) {
+				if err := s.backfill(ctx, origin, evs[k].RoomID, gap.Last+1, evs[k].Seq-1); err != nil {
+					return err
+				}
+				done = k // retry from the event after the gap was filled
+				break
+			}
+			if r.Err != nil {
+				count(false, r.Err.Error())
+			} else {
+				count(r.Applied, "")
+			}
+		}
+		evs = evs[done:]
+	}
+	return nil
 }
 
 func (s *Server) applyItem(ctx context.Context, origin string, it proto.FedItem) (applied bool, refusal string, err error) {
@@ -481,6 +545,7 @@ func (s *Server) serveFederation(ctx context.Context) (stop func() error, err er
 	done := make(chan error, 1)
 	go func() { done <- s.fed.sender.Run(sctx) }()
 	go s.reloadCRL(sctx)
+	go s.greetPeers(sctx)
 	s.log.Info("federation listening", "addr", ln.Addr().String(), "peers", s.fed.trust.Peers())
 	return func() error {
 		shctx, c := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
@@ -510,5 +575,21 @@ func (s *Server) reloadCRL(ctx context.Context) {
 				s.log.Error("federation CRL reload failed", "err", err)
 			}
 		}
+	}
+}
+
+// greetPeers sends each peer an empty transaction at start-up, so that a
+// peer holding a backlog for this server (it was down) sends it at once
+// instead of after its current backoff.
+func (s *Server) greetPeers(ctx context.Context) {
+	id := "hello-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	for _, p := range s.fed.trust.Peers() {
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := s.fed.client.Do(ctx, p, http.MethodPut, "/fed/v1/transactions/"+id, proto.FedTransaction{Items: []proto.FedItem{}}, nil); err != nil {
+				s.log.Debug("greeting a peer failed", "peer", p, "err", err)
+			}
+		}()
 	}
 }

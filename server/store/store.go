@@ -249,6 +249,14 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("store: event %d does not follow %d", e.Got, e.Last)
 }
 
+// ApplyResult is the outcome of one event of ApplyRemoteEvents: Applied if
+// it was new; Err a *GapError (applying stopped there) or an ErrForbidden
+// refusal.
+type ApplyResult struct {
+	Applied bool
+	Err     error
+}
+
 // Federation is the part of the store that federation uses.
 type Federation interface {
 	// EnqueueFederation queues an item for a destination.
@@ -264,6 +272,9 @@ type Federation interface {
 	// reports whether the event was new, and fails with a *GapError if it
 	// does not follow the last one.
 	ApplyRemoteEvent(ctx context.Context, hub string, ev proto.Event) (bool, error)
+	// ApplyRemoteEvents applies events in one transaction, stopping at a
+	// gap; see ApplyResult.
+	ApplyRemoteEvents(ctx context.Context, hub string, evs []proto.Event) ([]ApplyResult, error)
 	// DeliverRemoteDeviceMessage queues a device message from origin for a
 	// local device, once.
 	DeliverRemoteDeviceMessage(ctx context.Context, origin string, m proto.FedDeviceMessage) (bool, error)

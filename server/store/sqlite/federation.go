@@ -150,59 +150,92 @@ func (db *DB) FederationBacklog(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// ApplyRemoteEvent stores an event of a room whose hub is another server,
-// as a follower: the room is created on its first event; an event already
-// stored (same room and sequence number) is a repeat and changes nothing;
-// an event after a gap fails with a *store.GapError; member events update
-// the membership.
+// ApplyRemoteEvent stores one event of a followed room (see
+// ApplyRemoteEvents).
 func (db *DB) ApplyRemoteEvent(ctx context.Context, hub string, ev proto.Event) (bool, error) {
-	applied := false
+	res, err := db.ApplyRemoteEvents(ctx, hub, []proto.Event{ev})
+	if err != nil {
+		return false, err
+	}
+	return res[0].Applied, res[0].Err
+}
+
+// ApplyRemoteEvents stores events of rooms whose hub is another server, as
+// a follower, in one transaction (one fsync for a whole federation
+// transaction): a room is created on its first event; an event already
+// stored (same room and sequence number) is a repeat and changes nothing;
+// member events update the membership. An event of a room whose hub is not
+// hub is refused (store.ErrForbidden in its result). At an event that does
+// not follow its room's last one, it stops: that result holds a
+// *store.GapError and the events after it are not looked at (their results
+// are zero); everything before is stored.
+func (db *DB) ApplyRemoteEvents(ctx context.Context, hub string, evs []proto.Event) ([]store.ApplyResult, error) {
+	res := make([]store.ApplyResult, len(evs))
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var last int64
-		var roomHub string
-		err := tx.QueryRow(`SELECT last_seq, hub FROM rooms WHERE id = ?`, ev.RoomID).Scan(&last, &roomHub)
-		if errors.Is(err, sql.ErrNoRows) {
-			if _, err := tx.Exec(`INSERT INTO rooms (id, hub, name, creator, created_at) VALUES (?, ?, '', ?, ?)`,
-				ev.RoomID, hub, ev.Sender, ms(ev.Time)); err != nil {
-				return fmt.Errorf("create followed room %s: %w", ev.RoomID, err)
+		clear(res)
+		for i, ev := range evs {
+			applied, err := db.applyRemote(tx, hub, ev)
+			var gap *store.GapError
+			if errors.As(err, &gap) || errors.Is(err, store.ErrForbidden) {
+				res[i].Err = err
+				if gap != nil {
+					return nil
+				}
+				continue
 			}
-			last, roomHub = 0, hub
-		} else if err != nil {
-			return err
-		}
-		if roomHub != hub {
-			return fmt.Errorf("room %s has hub %s, not %s: %w", ev.RoomID, roomHub, hub, store.ErrForbidden)
-		}
-		if ev.Seq <= last {
-			return nil
-		}
-		if ev.Seq != last+1 {
-			return &store.GapError{Last: last, Got: ev.Seq}
-		}
-		if _, err := tx.Exec(`UPDATE rooms SET last_seq = ? WHERE id = ?`, ev.Seq, ev.RoomID); err != nil {
-			return err
-		}
-		var target, membership, roomRole any
-		if ev.Member != nil {
-			target, membership, roomRole = ev.Member.UserID, ev.Member.Membership, ev.Member.RoomRole
-			if _, err := tx.Exec(`INSERT INTO members (room_id, user_id, room_role, membership) VALUES (?, ?, ?, ?)
-				ON CONFLICT (room_id, user_id) DO UPDATE SET room_role = excluded.room_role, membership = excluded.membership`,
-				ev.RoomID, ev.Member.UserID, ev.Member.RoomRole, ev.Member.Membership); err != nil {
-				return fmt.Errorf("apply membership in %s: %w", ev.RoomID, err)
+			if err != nil {
+				return err
 			}
+			res[i].Applied = applied
 		}
-		e := ev
-		err = tx.QueryRow(`INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
-			VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?) RETURNING stream`,
-			e.RoomID, e.Seq, e.Sender, e.DeviceID, e.Kind, e.Body, ms(e.Time), target, membership, roomRole).Scan(&e.Stream)
-		if err != nil {
-			return fmt.Errorf("store event %d of %s: %w", e.Seq, e.RoomID, err)
-		}
-		db.committing = append(db.committing, e)
-		applied = true
 		return nil
 	})
-	return applied, err
+	return res, err
+}
+
+func (db *DB) applyRemote(tx *sql.Tx, hub string, ev proto.Event) (bool, error) {
+	var last int64
+	var roomHub string
+	err := tx.QueryRow(`SELECT last_seq, hub FROM rooms WHERE id = ?`, ev.RoomID).Scan(&last, &roomHub)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := tx.Exec(`INSERT INTO rooms (id, hub, name, creator, created_at) VALUES (?, ?, '', ?, ?)`,
+			ev.RoomID, hub, ev.Sender, ms(ev.Time)); err != nil {
+			return false, fmt.Errorf("create followed room %s: %w", ev.RoomID, err)
+		}
+		last, roomHub = 0, hub
+	} else if err != nil {
+		return false, err
+	}
+	if roomHub != hub {
+		return false, fmt.Errorf("room %s has hub %s, not %s: %w", ev.RoomID, roomHub, hub, store.ErrForbidden)
+	}
+	if ev.Seq <= last {
+		return false, nil
+	}
+	if ev.Seq != last+1 {
+		return false, &store.GapError{Last: last, Got: ev.Seq}
+	}
+	if _, err := tx.Exec(`UPDATE rooms SET last_seq = ? WHERE id = ?`, ev.Seq, ev.RoomID); err != nil {
+		return false, err
+	}
+	var target, membership, roomRole any
+	if ev.Member != nil {
+		target, membership, roomRole = ev.Member.UserID, ev.Member.Membership, ev.Member.RoomRole
+		if _, err := tx.Exec(`INSERT INTO members (room_id, user_id, room_role, membership) VALUES (?, ?, ?, ?)
+			ON CONFLICT (room_id, user_id) DO UPDATE SET room_role = excluded.room_role, membership = excluded.membership`,
+			ev.RoomID, ev.Member.UserID, ev.Member.RoomRole, ev.Member.Membership); err != nil {
+			return false, fmt.Errorf("apply membership in %s: %w", ev.RoomID, err)
+		}
+	}
+	e := ev
+	err = tx.QueryRow(`INSERT INTO events (room_id, seq, sender, device_id, txn_id, kind, body, ts, target_user, membership, room_role)
+		VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?) RETURNING stream`,
+		e.RoomID, e.Seq, e.Sender, e.DeviceID, e.Kind, e.Body, ms(e.Time), target, membership, roomRole).Scan(&e.Stream)
+	if err != nil {
+		return false, fmt.Errorf("store event %d of %s: %w", e.Seq, e.RoomID, err)
+	}
+	db.committing = append(db.committing, e)
+	return true, nil
 }
 
 // DeliverRemoteDeviceMessage queues a device message that came over
