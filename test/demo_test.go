@@ -55,7 +55,7 @@ func TestDemoRunsThreeFederatedHospitals(t *testing.T) {
 		if m := userRE.FindStringSubmatch(line); m != nil {
 			users[m[2]] = [2]string{m[1], m[3]}
 		}
-		if strings.Contains(line, "sees") || strings.Contains(line, "none contains") {
+		if strings.Contains(line, "sees") || strings.Contains(line, "none contains") || strings.Contains(line, "acknowledgement") {
 			seen = append(seen, line)
 		}
 		if strings.Contains(line, "Press Ctrl-C to stop") {
@@ -71,6 +71,7 @@ func TestDemoRunsThreeFederatedHospitals(t *testing.T) {
 		"patient                sees  #9 @dr.weber:uk-freiburg.test: 🧪 FHIR Observation Lactate = 4.2 mmol/L",
 		"abdomen-ct.png (image/png", "requesting doctor      sees  #11 @dr.yilmaz:uk-heidelberg.test: ↪ Yes: meropenem",
 		"none contains the texts above",
+		"ICU nurse              sees", "Sepsis risk alert for stay-", "recorded the nurse's acknowledgement",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the demo's scenario output lacks %q:\n%s", want, all)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medicus-health/medicus/internal/demo"
+	"github.com/medicus-health/medicus/sepsisbot/physionet"
 )
 
 // demoHospitals are the demo's federated homeservers and their users.
@@ -62,6 +63,10 @@ func demoCmd() *cobra.Command {
 				sc := &demo.Scenario{Dir: filepath.Join(dir, "clients"), Out: out}
 				if err := sc.SecondOpinion(ctx, freiburg.Account("dr.weber"), heidelberg.Account("dr.yilmaz"), stuttgart.Account("patient.meyer")); err != nil {
 					return fmt.Errorf("demo scenario: %w", err)
+				}
+				dataDir, _ := physionet.DataDir()
+				if err := sc.ICU(ctx, freiburg.Account("dr.weber"), freiburg.Account("pfl.schulz"), freiburg.Account("sepsis-bot"), dataDir); err != nil {
+					return fmt.Errorf("demo ICU scenario: %w", err)
 				}
 				for _, h := range hospitals {
 					found, err := demo.FindPlaintext(h.Dir)

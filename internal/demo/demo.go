@@ -42,8 +42,12 @@ type person struct {
 }
 
 func (sc *Scenario) login(ctx context.Context, name string, a Account) (*person, error) {
-	dir := filepath.Join(sc.Dir, strings.NewReplacer("@", "", ":", "_").Replace(a.UserID))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Each login is a new device with its own profile.
+	if err := os.MkdirAll(sc.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(sc.Dir, strings.NewReplacer("@", "", ":", "_").Replace(a.UserID)+"-")
+	if err != nil {
 		return nil, err
 	}
 	keyFile := filepath.Join(dir, "state.key")
@@ -258,7 +262,7 @@ func FindPlaintext(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		for _, s := range Secrets {
+		for _, s := range append(Secrets, ICUSecrets...) {
 			if bytes.Contains(b, []byte(s)) {
 				found = append(found, path+": "+s)
 			}
