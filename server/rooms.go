@@ -226,6 +226,9 @@ func (s *Server) forwardMembership(w http.ResponseWriter, r *http.Request, c cal
 	if err == nil && !roomIDRE.MatchString(roomID) {
 		err = errorf(http.StatusBadRequest, proto.ErrInvalidParam, "malformed room id")
 	}
+	if err == nil && action == "join" {
+		err = s.store.RequestJoin(r.Context(), roomID, c.User.ID)
+	}
 	var resp proto.FedMembershipResponse
 	if err == nil {
 		err = s.fed.client.Do(r.Context(), hub, http.MethodPost, "/fed/v1/rooms/"+url.PathEscape(roomID)+"/membership",

@@ -275,6 +275,9 @@ type Federation interface {
 	// ApplyRemoteEvents applies events in one transaction, stopping at a
 	// gap; see ApplyResult.
 	ApplyRemoteEvents(ctx context.Context, hub string, evs []proto.Event) ([]ApplyResult, error)
+	// RequestJoin records a local user's request to join a followed room;
+	// a hub's join event for a local user without one counts as an invite.
+	RequestJoin(ctx context.Context, roomID, userID string) error
 	// DeliverRemoteDeviceMessage queues a device message from origin for a
 	// local device, once.
 	DeliverRemoteDeviceMessage(ctx context.Context, origin string, m proto.FedDeviceMessage) (bool, error)

@@ -221,9 +221,23 @@ func (db *DB) applyRemote(tx *sql.Tx, hub string, ev proto.Event) (bool, error) 
 	var target, membership, roomRole any
 	if ev.Member != nil {
 		target, membership, roomRole = ev.Member.UserID, ev.Member.Membership, ev.Member.RoomRole
+		granted := ev.Member.Membership
+		if granted == proto.MembershipJoin && serverOf(ev.Member.UserID) == db.serverName {
+			// A hub may invite our users, but they join only by asking
+			// (DESIGN principle 2): without a request of theirs, the join
+			// counts as an invitation here.
+			res, err := tx.Exec(`DELETE FROM fed_join_requests WHERE room_id = ? AND user_id = ?`, ev.RoomID, ev.Member.UserID)
+			if err != nil {
+				return false, err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				granted = proto.MembershipInvite
+				db.log.Warn("a hub joined a local user who did not ask; recorded as an invitation", "room", ev.RoomID, "user", ev.Member.UserID)
+			}
+		}
 		if _, err := tx.Exec(`INSERT INTO members (room_id, user_id, room_role, membership) VALUES (?, ?, ?, ?)
 			ON CONFLICT (room_id, user_id) DO UPDATE SET room_role = excluded.room_role, membership = excluded.membership`,
-			ev.RoomID, ev.Member.UserID, ev.Member.RoomRole, ev.Member.Membership); err != nil {
+			ev.RoomID, ev.Member.UserID, ev.Member.RoomRole, granted); err != nil {
 			return false, fmt.Errorf("apply membership in %s: %w", ev.RoomID, err)
 		}
 	}
@@ -295,4 +309,13 @@ func (db *DB) MediaInRoom(ctx context.Context, sha256, roomID string) (store.Med
 	}
 	m.Time = fromMS(ts)
 	return m, nil
+}
+
+// RequestJoin records that a local user asked to join a followed room, so
+// that the hub's join event for them is honoured (see ApplyRemoteEvents).
+func (db *DB) RequestJoin(ctx context.Context, roomID, userID string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO fed_join_requests (room_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, roomID, userID)
+		return err
+	})
 }

@@ -121,6 +121,13 @@ CREATE TABLE media_remote (
 	// 4: a room may be restricted to listed servers (space-separated;
 	// empty: every federated peer).
 	`ALTER TABLE rooms ADD COLUMN allowed_servers TEXT NOT NULL DEFAULT '';`,
+	// 5: joins of local users to followed rooms that the users asked for;
+	// a hub cannot join a user who did not.
+	`CREATE TABLE fed_join_requests (
+	room_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	PRIMARY KEY (room_id, user_id)
+);`,
 }
 
 func migrate(db *sql.DB) error {
