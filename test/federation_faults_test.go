@@ -385,12 +385,13 @@ func TestFederationFollowerKilledCatchesUpExactlyOnce(t *testing.T) {
 	}
 	awaitCond(t, 30*time.Second, "a third of the messages acknowledged", func() bool { return ack.n.Load() >= 2*perSender/3 || failed.Load() })
 	st.hs.stop(syscall.SIGKILL)
+	atKill := ack.n.Load()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
 	last := hub.lastSeq(t, room)
-	t.Logf("Stuttgart was killed after seq %d of %d or later", before, last)
+	t.Logf("Stuttgart was killed when %d of %d messages were acknowledged; it had seq %d, the room ended at %d", atKill, 2*perSender, before, last)
 	st.hs.start()
 
 	// Stuttgart's member receives the rest once each, in order.
