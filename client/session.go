@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -145,10 +144,7 @@ func Login(ctx context.Context, cfg Config, serverURL string, caPEM []byte, user
 	if err != nil {
 		return nil, fmt.Errorf("generate device signature key: %w", err)
 	}
-	if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create profile: %w", err)
-	}
-	st, err := state.Open(ctx, path, cfg.Lock)
+	st, err := state.Open(ctx, path, cfg.Lock) // creates the profile directory
 	if err != nil {
 		return nil, err
 	}

@@ -1,3 +1,5 @@
+//go:build !js
+
 package state
 
 import (
@@ -81,7 +83,7 @@ func TestStateDetectsTampering(t *testing.T) {
 	s.Put(ctx, "a", []byte("value a"))
 	s.Put(ctx, "b", []byte("value b"))
 	// Swapping two sealed values (same key, other name) is detected.
-	if _, err := s.db.Exec(`UPDATE kv SET v = (SELECT v FROM kv WHERE k = ?) WHERE k = ?`, s.name("b"), s.name("a")); err != nil {
+	if _, err := s.b.(sqliteBackend).db.Exec(`UPDATE kv SET v = (SELECT v FROM kv WHERE k = ?) WHERE k = ?`, s.name("b"), s.name("a")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "a"); !errors.Is(err, ErrCorrupt) {
@@ -90,7 +92,7 @@ func TestStateDetectsTampering(t *testing.T) {
 	if err := s.Update(ctx, func(tx *Tx) error { return tx.PutMessage("r", 1, []byte("m1")) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.Exec(`UPDATE messages SET seq = 2`); err != nil {
+	if _, err := s.b.(sqliteBackend).db.Exec(`UPDATE messages SET seq = 2`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Message(ctx, "r", 2); !errors.Is(err, ErrCorrupt) {
