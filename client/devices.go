@@ -56,7 +56,7 @@ func (s *Session) addOwnDevice(ctx context.Context, deviceID string) error {
 		if s.hasDevice(r.group, s.prof.UserID, deviceID) {
 			continue
 		}
-		claimed, err := s.api.ClaimDeviceKeyPackage(ctx, s.prof.UserID, deviceID)
+		claimed, err := s.api.ClaimKeyPackagesWith(ctx, proto.ClaimKeyPackagesRequest{UserID: s.prof.UserID, DeviceID: deviceID, Suite: uint16(r.group.CipherSuite())})
 		if err != nil {
 			return fmt.Errorf("claim key package of own device %s: %w", deviceID, err)
 		}

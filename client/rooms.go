@@ -153,6 +153,8 @@ type RoomInfo struct {
 	// Members lists the users of the MLS group, each with its devices.
 	Members map[string][]string `json:"members"`
 	Left    bool                `json:"left,omitempty"`
+	// Suite is the MLS cipher suite of the room's group.
+	Suite mls.CipherSuite `json:"suite,omitempty"`
 }
 
 // Rooms lists the rooms whose group the session holds.
@@ -189,6 +191,7 @@ func (s *Session) roomInfo(r *room) RoomInfo {
 		return info
 	}
 	info.Epoch = r.group.Epoch()
+	info.Suite = r.group.CipherSuite()
 	for _, m := range r.group.Members() {
 		if dc, err := parseDeviceCredential(&m.Credential); err == nil {
 			info.Members[dc.UserID] = append(info.Members[dc.UserID], dc.DeviceID)
@@ -214,6 +217,12 @@ type RoomOptions struct {
 	// (the hub's own users always qualify); empty admits every federated
 	// server.
 	AllowedServers []string
+	// Suite is the room's MLS cipher suite, fixed for the room's life;
+	// zero means DefaultSuite. It must share the signature scheme of this
+	// device's key (e.g. 0xF001, the X-Wing post-quantum hybrid, with the
+	// default Ed25519 key); invitees need KeyPackages in it, which current
+	// clients publish for every such suite.
+	Suite mls.CipherSuite
 }
 
 // CreateRoom creates a room on the homeserver (which becomes its hub) and
@@ -224,6 +233,13 @@ func (s *Session) CreateRoom(ctx context.Context, name string) (string, error) {
 
 // CreateRoomWith is CreateRoom with options.
 func (s *Session) CreateRoomWith(ctx context.Context, name string, opts RoomOptions) (string, error) {
+	suite := opts.Suite
+	if suite == 0 {
+		suite = DefaultSuite
+	}
+	if !slices.Contains(s.keyPackageSuites(), suite) {
+		return "", fmt.Errorf("create room in suite %#04x: %w", uint16(suite), ErrUnsupportedSuite)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The server sees no room name: it stays inside the client's state.
@@ -231,7 +247,7 @@ func (s *Session) CreateRoomWith(ctx context.Context, name string, opts RoomOpti
 	if err != nil {
 		return "", fmt.Errorf("create room: %w", err)
 	}
-	g, err := mls.CreateGroup(s.mlsc, []byte(id), mls.CipherSuite(s.prof.Suite), s.cred, s.prof.SignatureKey, nil)
+	g, err := mls.CreateGroup(s.mlsc, []byte(id), suite, s.cred, s.prof.SignatureKey, nil)
 	if err != nil {
 		return "", fmt.Errorf("create group for %s: %w", id, err)
 	}
@@ -275,7 +291,8 @@ func (s *Session) Invite(ctx context.Context, roomID, user string) error {
 	if err := s.api.Invite(ctx, roomID, user); err != nil && !api.IsCode(err, proto.ErrConflict) {
 		return fmt.Errorf("invite %s: %w", user, err)
 	}
-	claimed, err := s.api.ClaimKeyPackages(ctx, user)
+	// KeyPackages must be of the room's suite (RFC 9420 §12.2).
+	claimed, err := s.api.ClaimKeyPackagesWith(ctx, proto.ClaimKeyPackagesRequest{UserID: user, Suite: uint16(r.group.CipherSuite())})
 	if err != nil {
 		return fmt.Errorf("claim key packages of %s: %w", user, err)
 	}

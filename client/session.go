@@ -33,6 +33,9 @@ var (
 	// ErrBadCredential means a member's credential is not a valid medicus
 	// device credential.
 	ErrBadCredential = errors.New("client: invalid device credential")
+	// ErrUnsupportedSuite means a room's cipher suite is unknown or does
+	// not fit this device's signature key.
+	ErrUnsupportedSuite = errors.New("client: cipher suite not usable with this device's key")
 )
 
 // DefaultSuite is the MLS cipher suite of new rooms:
@@ -302,11 +305,27 @@ func keyPackageName(kp []byte) string {
 	return "kp:" + hex.EncodeToString(h[:])
 }
 
-// newKeyPackage makes and stores one KeyPackage of this device.
-func (s *Session) newKeyPackage(ctx context.Context, lastResort bool) ([]byte, error) {
-	kp, priv, err := mls.NewKeyPackage(mls.CipherSuite(s.prof.Suite), s.cred, s.prof.SignatureKey, nil)
+// keyPackageSuites returns the cipher suites this device publishes
+// KeyPackages for: every supported suite whose signature scheme is that of
+// the device's signature key (for an Ed25519 key 0x0001, 0x0003 and the
+// post-quantum hybrid 0xF001), so that it can be added to rooms of any of
+// them.
+func (s *Session) keyPackageSuites() []mls.CipherSuite {
+	own := mls.CipherSuite(s.prof.Suite)
+	var out []mls.CipherSuite
+	for _, cs := range mls.SupportedCipherSuites() {
+		if cs.SignatureScheme() == own.SignatureScheme() {
+			out = append(out, cs)
+		}
+	}
+	return out
+}
+
+// newKeyPackage makes and stores one KeyPackage of this device in suite.
+func (s *Session) newKeyPackage(ctx context.Context, suite mls.CipherSuite, lastResort bool) ([]byte, error) {
+	kp, priv, err := mls.NewKeyPackage(suite, s.cred, s.prof.SignatureKey, nil)
 	if err != nil {
-		return nil, fmt.Errorf("make key package: %w", err)
+		return nil, fmt.Errorf("make key package in suite %#04x: %w", uint16(suite), err)
 	}
 	raw, err := json.Marshal(keyPackageRecord{KeyPackage: kp, Private: *priv, LastResort: lastResort})
 	if err != nil {
@@ -319,15 +338,25 @@ func (s *Session) newKeyPackage(ctx context.Context, lastResort bool) ([]byte, e
 }
 
 // TopUpKeyPackages uploads KeyPackages until the homeserver holds
-// KeyPackageTarget unclaimed ones for this device, and a last-resort one.
+// KeyPackageTarget unclaimed ones for this device, and a last-resort one,
+// in each suite of keyPackageSuites.
 func (s *Session) TopUpKeyPackages(ctx context.Context) error {
-	count, err := s.api.CountKeyPackages(ctx)
+	for _, suite := range s.keyPackageSuites() {
+		if err := s.topUpSuite(ctx, suite); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) topUpSuite(ctx context.Context, suite mls.CipherSuite) error {
+	count, err := s.api.CountSuiteKeyPackages(ctx, uint16(suite))
 	if err != nil {
-		return fmt.Errorf("count key packages: %w", err)
+		return fmt.Errorf("count key packages of suite %#04x: %w", uint16(suite), err)
 	}
 	var kps [][]byte
 	for range KeyPackageTarget - count.Unclaimed {
-		kp, err := s.newKeyPackage(ctx, false)
+		kp, err := s.newKeyPackage(ctx, suite, false)
 		if err != nil {
 			return err
 		}
@@ -335,17 +364,18 @@ func (s *Session) TopUpKeyPackages(ctx context.Context) error {
 	}
 	var lastResort []byte
 	if !count.HasLastResort {
-		if lastResort, err = s.newKeyPackage(ctx, true); err != nil {
+		if lastResort, err = s.newKeyPackage(ctx, suite, true); err != nil {
 			return err
 		}
 	}
 	if len(kps) == 0 && lastResort == nil {
 		return nil
 	}
-	if _, err := s.api.UploadKeyPackages(ctx, kps, lastResort); err != nil {
-		return fmt.Errorf("upload key packages: %w", err)
+	req := proto.UploadKeyPackagesRequest{KeyPackages: kps, LastResort: lastResort, Suite: uint16(suite)}
+	if _, err := s.api.UploadKeyPackagesWith(ctx, req); err != nil {
+		return fmt.Errorf("upload key packages of suite %#04x: %w", uint16(suite), err)
 	}
-	s.log.Debug("key packages uploaded", "count", len(kps), "last_resort", lastResort != nil)
+	s.log.Debug("key packages uploaded", "suite", uint16(suite), "count", len(kps), "last_resort", lastResort != nil)
 	return nil
 }
 

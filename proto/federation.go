@@ -78,4 +78,7 @@ type FedClaimRequest struct {
 	Requester string `json:"requester"`
 	UserID    string `json:"user_id"`
 	DeviceID  string `json:"device_id,omitempty"`
+	// Suite is the MLS cipher suite of the claimed packages; 0 (absent)
+	// means DefaultSuite.
+	Suite uint16 `json:"suite,omitempty"`
 }

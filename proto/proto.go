@@ -214,12 +214,19 @@ type UploadKeyPackagesRequest struct {
 	// LastResort, if set, replaces the device's last-resort key package,
 	// which is handed out when no other is left and never used up.
 	LastResort []byte `json:"last_resort,omitempty"`
+	// Suite is the MLS cipher suite of every package of the upload; 0
+	// (absent) means DefaultSuite. A device keeps separate packages, and a
+	// separate last-resort one, per suite.
+	Suite uint16 `json:"suite,omitempty"`
 }
 
-// KeyPackageCount is the reply of upload and of GET /v1/keys/count.
+// KeyPackageCount is the reply of upload and of GET /v1/keys/count
+// (?suite=N selects the suite, default DefaultSuite): the device's
+// packages of that suite.
 type KeyPackageCount struct {
-	Unclaimed     int  `json:"unclaimed"`
-	HasLastResort bool `json:"has_last_resort"`
+	Unclaimed     int    `json:"unclaimed"`
+	HasLastResort bool   `json:"has_last_resort"`
+	Suite         uint16 `json:"suite,omitempty"`
 }
 
 // ClaimKeyPackagesRequest is the body of POST /v1/keys/claim.
@@ -228,6 +235,9 @@ type ClaimKeyPackagesRequest struct {
 	// DeviceID, if set, claims only that device's key package (a user's
 	// device adding the user's new device to its rooms).
 	DeviceID string `json:"device_id,omitempty"`
+	// Suite selects key packages of this MLS cipher suite (the room's); 0
+	// (absent) means DefaultSuite.
+	Suite uint16 `json:"suite,omitempty"`
 }
 
 // ClaimedKeyPackage is one device's key package.

@@ -460,7 +460,7 @@ func (s *Server) fedClaim(w http.ResponseWriter, r *http.Request, origin string)
 		s.fail(w, r, err)
 		return
 	}
-	s.claimFor(w, r, req.Requester, "", "federation:"+origin, target, req.DeviceID)
+	s.claimFor(w, r, req.Requester, "", "federation:"+origin, target, req.DeviceID, proto.EffectiveSuite(req.Suite))
 }
 
 // fedMedia serves a blob to a server with a member in a room it was posted in.

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/medicus-health/medicus/proto"
@@ -36,37 +37,47 @@ func (s *Server) handleUploadKeys(w http.ResponseWriter, r *http.Request, c call
 			return
 		}
 	}
-	n, _, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID)
+	suite := proto.EffectiveSuite(req.Suite)
+	n, _, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID, suite)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if n+len(req.KeyPackages) > s.cfg.MaxKeyPackagesPerDevice {
-		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrLimitExceeded, "a device may hold at most %d unclaimed key packages", s.cfg.MaxKeyPackagesPerDevice))
+		s.fail(w, r, errorf(http.StatusForbidden, proto.ErrLimitExceeded, "a device may hold at most %d unclaimed key packages per suite", s.cfg.MaxKeyPackagesPerDevice))
 		return
 	}
 	var lastResort []byte
 	if len(req.LastResort) > 0 {
 		lastResort = req.LastResort
 	}
-	if err := s.store.AddKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID, req.KeyPackages, lastResort); err != nil {
+	if err := s.store.AddKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID, suite, req.KeyPackages, lastResort); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.countKeys(w, r, c)
+	s.countKeys(w, r, c, suite)
 }
 
 func (s *Server) handleCountKeys(w http.ResponseWriter, r *http.Request, c caller) {
-	s.countKeys(w, r, c)
+	var suite uint16
+	if v := r.URL.Query().Get("suite"); v != "" {
+		n, err := strconv.ParseUint(v, 0, 16)
+		if err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "suite must be a 16-bit number"))
+			return
+		}
+		suite = uint16(n)
+	}
+	s.countKeys(w, r, c, proto.EffectiveSuite(suite))
 }
 
-func (s *Server) countKeys(w http.ResponseWriter, r *http.Request, c caller) {
-	n, lr, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID)
+func (s *Server) countKeys(w http.ResponseWriter, r *http.Request, c caller, suite uint16) {
+	n, lr, err := s.store.CountKeyPackages(r.Context(), c.User.ID, c.Device.DeviceID, suite)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, proto.KeyPackageCount{Unclaimed: n, HasLastResort: lr})
+	writeJSON(w, http.StatusOK, proto.KeyPackageCount{Unclaimed: n, HasLastResort: lr, Suite: suite})
 }
 
 func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c caller) {
@@ -89,7 +100,7 @@ func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c calle
 		// A user of another server: that server hands out its key packages.
 		var resp proto.ClaimKeyPackagesResponse
 		err := s.fed.client.Do(r.Context(), peer, http.MethodPost, "/fed/v1/keys/claim",
-			proto.FedClaimRequest{Requester: c.User.ID, UserID: req.UserID, DeviceID: req.DeviceID}, &resp)
+			proto.FedClaimRequest{Requester: c.User.ID, UserID: req.UserID, DeviceID: req.DeviceID, Suite: req.Suite}, &resp)
 		if err != nil {
 			s.fail(w, r, remoteErr(err))
 			return
@@ -103,18 +114,19 @@ func (s *Server) handleClaimKeys(w http.ResponseWriter, r *http.Request, c calle
 		s.fail(w, r, err)
 		return
 	}
-	s.claimFor(w, r, c.User.ID, c.Device.DeviceID, clientAddress(r), target, req.DeviceID)
+	s.claimFor(w, r, c.User.ID, c.Device.DeviceID, clientAddress(r), target, req.DeviceID, proto.EffectiveSuite(req.Suite))
 }
 
-// claimFor claims key packages of a local user for requester.
-func (s *Server) claimFor(w http.ResponseWriter, r *http.Request, requester, requesterDevice, address string, target store.User, deviceID string) {
-	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID, deviceID)
+// claimFor claims key packages of a cipher suite of a local user for
+// requester.
+func (s *Server) claimFor(w http.ResponseWriter, r *http.Request, requester, requesterDevice, address string, target store.User, deviceID string, suite uint16) {
+	kps, err := s.store.ClaimKeyPackages(r.Context(), target.ID, deviceID, suite)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if len(kps) == 0 {
-		s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNoKeyPackage, "%s has no device with a key package", target.ID))
+		s.fail(w, r, errorf(http.StatusNotFound, proto.ErrNoKeyPackage, "%s has no device with a key package of suite %#04x", target.ID, suite))
 		return
 	}
 	resp := proto.ClaimKeyPackagesResponse{UserID: target.ID}

@@ -246,31 +246,55 @@ func (c *Client) History(ctx context.Context, room string, from int64, limit int
 	return out, err
 }
 
-// UploadKeyPackages stores key packages for this device.
+// UploadKeyPackages stores key packages of the default suite for this
+// device.
 func (c *Client) UploadKeyPackages(ctx context.Context, pkgs [][]byte, lastResort []byte) (proto.KeyPackageCount, error) {
+	return c.UploadKeyPackagesWith(ctx, proto.UploadKeyPackagesRequest{KeyPackages: pkgs, LastResort: lastResort})
+}
+
+// UploadKeyPackagesWith stores key packages for this device; req.Suite
+// names their cipher suite. It returns the device's count for that suite.
+func (c *Client) UploadKeyPackagesWith(ctx context.Context, req proto.UploadKeyPackagesRequest) (proto.KeyPackageCount, error) {
 	var out proto.KeyPackageCount
-	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/upload", proto.UploadKeyPackagesRequest{KeyPackages: pkgs, LastResort: lastResort}, &out)
+	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/upload", req, &out)
 	return out, err
 }
 
-// CountKeyPackages reports this device's unclaimed key packages.
+// CountKeyPackages reports this device's unclaimed key packages of the
+// default suite.
 func (c *Client) CountKeyPackages(ctx context.Context) (proto.KeyPackageCount, error) {
+	return c.CountSuiteKeyPackages(ctx, 0)
+}
+
+// CountSuiteKeyPackages reports this device's unclaimed key packages of a
+// cipher suite (0: the default suite).
+func (c *Client) CountSuiteKeyPackages(ctx context.Context, suite uint16) (proto.KeyPackageCount, error) {
 	var out proto.KeyPackageCount
-	err := c.doJSON(ctx, http.MethodGet, "/v1/keys/count", nil, &out)
+	var q url.Values
+	if suite != 0 {
+		q = url.Values{"suite": {strconv.Itoa(int(suite))}}
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/keys/count", q, nil, "", &out)
 	return out, err
 }
 
-// ClaimDeviceKeyPackage claims the key package of one device of a user.
+// ClaimDeviceKeyPackage claims the key package of the default suite of one
+// device of a user.
 func (c *Client) ClaimDeviceKeyPackage(ctx context.Context, userID, deviceID string) (proto.ClaimKeyPackagesResponse, error) {
-	var out proto.ClaimKeyPackagesResponse
-	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/claim", proto.ClaimKeyPackagesRequest{UserID: userID, DeviceID: deviceID}, &out)
-	return out, err
+	return c.ClaimKeyPackagesWith(ctx, proto.ClaimKeyPackagesRequest{UserID: userID, DeviceID: deviceID})
 }
 
-// ClaimKeyPackages claims one key package per device of a user.
+// ClaimKeyPackages claims one key package of the default suite per device
+// of a user.
 func (c *Client) ClaimKeyPackages(ctx context.Context, userID string) (proto.ClaimKeyPackagesResponse, error) {
+	return c.ClaimKeyPackagesWith(ctx, proto.ClaimKeyPackagesRequest{UserID: userID})
+}
+
+// ClaimKeyPackagesWith claims key packages as req says: of req.Suite, of
+// every device of req.UserID or only req.DeviceID.
+func (c *Client) ClaimKeyPackagesWith(ctx context.Context, req proto.ClaimKeyPackagesRequest) (proto.ClaimKeyPackagesResponse, error) {
 	var out proto.ClaimKeyPackagesResponse
-	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/claim", proto.ClaimKeyPackagesRequest{UserID: userID}, &out)
+	err := c.doJSON(ctx, http.MethodPost, "/v1/keys/claim", req, &out)
 	return out, err
 }
 

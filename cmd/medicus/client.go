@@ -18,6 +18,7 @@ import (
 	"github.com/medicus-health/medicus/client/content"
 	"github.com/medicus-health/medicus/client/state"
 	"github.com/medicus-health/medicus/crypto/identity"
+	"github.com/medicus-health/medicus/crypto/mls"
 )
 
 // clientFlags are the flags every client subcommand shares.
@@ -190,11 +191,18 @@ func clientRoomsCmd(run sessionRunner) *cobra.Command {
 }
 
 func clientRoomCreateCmd(run sessionRunner) *cobra.Command {
-	var name string
+	var name, suite string
 	var opts client.RoomOptions
 	cmd := &cobra.Command{
 		Use: "create --name NAME", Short: "Create a room (an MLS group with this device in it)", Args: cobra.NoArgs,
 		RunE: run(func(ctx context.Context, s *client.Session, out output, _ []string) error {
+			if suite != "" {
+				cs, err := mls.ParseCipherSuite(suite)
+				if err != nil {
+					return fmt.Errorf("--suite: %w", err)
+				}
+				opts.Suite = cs
+			}
 			id, err := s.CreateRoomWith(ctx, name, opts)
 			if err != nil {
 				return err
@@ -204,6 +212,7 @@ func clientRoomCreateCmd(run sessionRunner) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "room name, kept end-to-end encrypted in the clients")
 	cmd.Flags().StringSliceVar(&opts.AllowedServers, "servers", nil, "admit only users of these homeservers (comma-separated); default: every federated server")
+	cmd.Flags().StringVar(&suite, "suite", "", "MLS cipher suite of the room, by name or number (e.g. 0xf001 for the X-Wing post-quantum hybrid); default 0x0001")
 	return cmd
 }
 

@@ -202,15 +202,19 @@ type Store interface {
 	MembershipEventsUpTo(ctx context.Context, userID string, upTo int64) ([]proto.Event, error)
 	LatestStream(ctx context.Context) (int64, error)
 
-	// AddKeyPackages stores unclaimed key packages of a device; a non-nil
-	// lastResort replaces the device's last-resort package.
-	AddKeyPackages(ctx context.Context, userID, deviceID string, pkgs [][]byte, lastResort []byte) error
-	// ClaimKeyPackages returns and consumes one key package per device of
-	// the user. A device with none left yields its last-resort package
-	// (not consumed); a device with neither is omitted.
-	// A non-empty deviceID restricts the claim to that device.
-	ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]KeyPackage, error)
-	CountKeyPackages(ctx context.Context, userID, deviceID string) (unclaimed int, hasLastResort bool, err error)
+	// AddKeyPackages stores unclaimed key packages of a device for an MLS
+	// cipher suite; a non-nil lastResort replaces the device's last-resort
+	// package of that suite.
+	AddKeyPackages(ctx context.Context, userID, deviceID string, suite uint16, pkgs [][]byte, lastResort []byte) error
+	// ClaimKeyPackages returns and consumes one key package of the suite
+	// per device of the user. A device with none left yields its
+	// last-resort package of the suite (not consumed); a device with
+	// neither is omitted. A non-empty deviceID restricts the claim to that
+	// device.
+	ClaimKeyPackages(ctx context.Context, userID, deviceID string, suite uint16) ([]KeyPackage, error)
+	// CountKeyPackages counts a device's unclaimed key packages of the
+	// suite and reports whether it has a last-resort one.
+	CountKeyPackages(ctx context.Context, userID, deviceID string, suite uint16) (unclaimed int, hasLastResort bool, err error)
 
 	// QueueDeviceMessages queues messages for devices; a message whose
 	// (sender device, txn id, target device) was queued before is ignored.

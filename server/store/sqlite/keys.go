@@ -9,19 +9,19 @@ import (
 	"github.com/medicus-health/medicus/server/store"
 )
 
-// AddKeyPackages stores a device's key packages.
-func (db *DB) AddKeyPackages(ctx context.Context, userID, deviceID string, pkgs [][]byte, lastResort []byte) error {
+// AddKeyPackages stores a device's key packages of a cipher suite.
+func (db *DB) AddKeyPackages(ctx context.Context, userID, deviceID string, suite uint16, pkgs [][]byte, lastResort []byte) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		for _, p := range pkgs {
-			if _, err := tx.Exec(`INSERT INTO key_packages (user_id, device_id, data) VALUES (?, ?, ?)`, userID, deviceID, p); err != nil {
+			if _, err := tx.Exec(`INSERT INTO key_packages (user_id, device_id, suite, data) VALUES (?, ?, ?, ?)`, userID, deviceID, suite, p); err != nil {
 				return fmt.Errorf("store key package of %s/%s: %w", userID, deviceID, err)
 			}
 		}
 		if lastResort != nil {
-			if _, err := tx.Exec(`DELETE FROM key_packages WHERE user_id = ? AND device_id = ? AND last_resort = 1`, userID, deviceID); err != nil {
+			if _, err := tx.Exec(`DELETE FROM key_packages WHERE user_id = ? AND device_id = ? AND suite = ? AND last_resort = 1`, userID, deviceID, suite); err != nil {
 				return fmt.Errorf("replace last-resort key package of %s/%s: %w", userID, deviceID, err)
 			}
-			if _, err := tx.Exec(`INSERT INTO key_packages (user_id, device_id, data, last_resort) VALUES (?, ?, ?, 1)`, userID, deviceID, lastResort); err != nil {
+			if _, err := tx.Exec(`INSERT INTO key_packages (user_id, device_id, suite, data, last_resort) VALUES (?, ?, ?, ?, 1)`, userID, deviceID, suite, lastResort); err != nil {
 				return fmt.Errorf("store last-resort key package of %s/%s: %w", userID, deviceID, err)
 			}
 		}
@@ -29,8 +29,9 @@ func (db *DB) AddKeyPackages(ctx context.Context, userID, deviceID string, pkgs 
 	})
 }
 
-// ClaimKeyPackages consumes one key package per device of the user.
-func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]store.KeyPackage, error) {
+// ClaimKeyPackages consumes one key package of the suite per device of the
+// user.
+func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string, suite uint16) ([]store.KeyPackage, error) {
 	var out []store.KeyPackage
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
@@ -51,7 +52,7 @@ func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]
 		for _, d := range devices {
 			var id int64
 			var data []byte
-			err := tx.QueryRow(`DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages WHERE user_id = ? AND device_id = ? AND last_resort = 0 ORDER BY id LIMIT 1) RETURNING id, data`, userID, d).Scan(&id, &data)
+			err := tx.QueryRow(`DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages WHERE user_id = ? AND device_id = ? AND suite = ? AND last_resort = 0 ORDER BY id LIMIT 1) RETURNING id, data`, userID, d, suite).Scan(&id, &data)
 			if err == nil {
 				out = append(out, store.KeyPackage{DeviceID: d, Data: data})
 				continue
@@ -59,7 +60,7 @@ func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]
 			if !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("claim key package of %s/%s: %w", userID, d, err)
 			}
-			err = tx.QueryRow(`SELECT data FROM key_packages WHERE user_id = ? AND device_id = ? AND last_resort = 1`, userID, d).Scan(&data)
+			err = tx.QueryRow(`SELECT data FROM key_packages WHERE user_id = ? AND device_id = ? AND suite = ? AND last_resort = 1`, userID, d, suite).Scan(&data)
 			if err == nil {
 				out = append(out, store.KeyPackage{DeviceID: d, Data: data, LastResort: true})
 				continue
@@ -73,10 +74,11 @@ func (db *DB) ClaimKeyPackages(ctx context.Context, userID, deviceID string) ([]
 	return out, err
 }
 
-// CountKeyPackages reports how many unclaimed packages a device has.
-func (db *DB) CountKeyPackages(ctx context.Context, userID, deviceID string) (int, bool, error) {
+// CountKeyPackages reports how many unclaimed packages of the suite a
+// device has.
+func (db *DB) CountKeyPackages(ctx context.Context, userID, deviceID string, suite uint16) (int, bool, error) {
 	var n, lr int
-	err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(last_resort = 0), 0), COALESCE(SUM(last_resort = 1), 0) FROM key_packages WHERE user_id = ? AND device_id = ?`, userID, deviceID).Scan(&n, &lr)
+	err := db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(last_resort = 0), 0), COALESCE(SUM(last_resort = 1), 0) FROM key_packages WHERE user_id = ? AND device_id = ? AND suite = ?`, userID, deviceID, suite).Scan(&n, &lr)
 	if err != nil {
 		return 0, false, fmt.Errorf("count key packages of %s/%s: %w", userID, deviceID, err)
 	}

@@ -128,6 +128,12 @@ CREATE TABLE media_remote (
 	user_id TEXT NOT NULL,
 	PRIMARY KEY (room_id, user_id)
 );`,
+	// 6: key packages are tagged with their MLS cipher suite, so that a
+	// room in another suite claims matching ones; existing packages are
+	// of the default suite 0x0001.
+	`ALTER TABLE key_packages ADD COLUMN suite INTEGER NOT NULL DEFAULT 1;
+DROP INDEX key_packages_by_device;
+CREATE INDEX key_packages_by_device_suite ON key_packages(user_id, device_id, suite, last_resort, id);`,
 }
 
 func migrate(db *sql.DB) error {
