@@ -113,3 +113,31 @@ func TestRoomInPostQuantumSuite(t *testing.T) {
 		hs.assertNoPlaintext([]byte(s))
 	}
 }
+
+// TestFederatedRoomInPostQuantumSuite adds a user of another homeserver to
+// a 0xF001 room: the hub forwards the claim with its suite, and the
+// invitee's server hands out a package of that suite.
+func TestFederatedRoomInPostQuantumSuite(t *testing.T) {
+	f := newFederation(t, freiburg, heidelberg)
+	weber, yilmaz := f.servers[freiburg].addUser("weber", "doctor"), f.servers[heidelberg].addUser("yilmaz", "doctor")
+	f.start()
+	hub, remote := newDevice(t, f.servers[freiburg], weber), newDevice(t, f.servers[heidelberg], yilmaz)
+	ctx := ctxT(t)
+	room, err := hub.CreateRoomWith(ctx, "Cross-site tumour board", client.RoomOptions{Suite: 0xF001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Invite(ctx, room, yilmaz); err != nil {
+		t.Fatalf("invite %s: %v", yilmaz, err)
+	}
+	remote.syncUntil(func(m client.Message) bool { return m.Type == client.TypeJoined && m.Room == room })
+	if info, err := remote.Room(room); err != nil || info.Suite != 0xF001 || len(info.Members) != 2 {
+		t.Fatalf("remote member sees %+v %v, want 2 members in suite 0xf001", info, err)
+	}
+	const secret = "PLAINTEXT-pq-federated-staging"
+	remote.send(room, secret)
+	hub.syncUntil(func(m client.Message) bool { return m.Room == room && string(m.Content) == secret })
+	for _, n := range []string{freiburg, heidelberg} {
+		f.servers[n].assertNoPlaintext([]byte(secret))
+	}
+}
