@@ -294,7 +294,8 @@ func (s *Session) follow(ctx context.Context, once bool, fn func([]Message)) err
 	s.mu.Lock()
 	since := s.prof.Stream
 	s.mu.Unlock()
-	conn, err := s.api.Sync(ctx, since)
+	// Binary event frames carry the ciphertext without base64.
+	conn, err := s.api.SyncWith(ctx, since, api.SyncOptions{Binary: true})
 	if err != nil {
 		return err
 	}

@@ -151,8 +151,9 @@ func TestLargeAttachmentBoundedMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	peak := uint64(0)
-	done := make(chan struct{})
+	done, sampled := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(sampled)
 		var m runtime.MemStats
 		for {
 			select {
@@ -178,6 +179,7 @@ func TestLargeAttachmentBoundedMemory(t *testing.T) {
 	}
 	down := time.Since(start)
 	close(done)
+	<-sampled // peak is read below only after the sampler stopped
 	runtime.ReadMemStats(&after)
 	g, _ := os.Open(out)
 	h.Reset()
