@@ -16,6 +16,7 @@ import (
 	"github.com/medicus-health/medicus/client/api"
 	"github.com/medicus-health/medicus/client/state"
 	"github.com/medicus-health/medicus/crypto/mls"
+	"github.com/medicus-health/medicus/crypto/mls/policy"
 	"github.com/medicus-health/medicus/proto"
 )
 
@@ -223,6 +224,13 @@ type RoomOptions struct {
 	// default Ed25519 key); invitees need KeyPackages in it, which current
 	// clients publish for every such suite.
 	Suite mls.CipherSuite
+	// Policy puts a room policy (crypto/mls/policy, standard roles; this
+	// user the moderator) into the group context and publishes the
+	// group's GroupInfo to the hub, which from then on refuses commits the
+	// policy does not allow: only moderators add and remove other users,
+	// bots add and remove nobody. Invite and Remove keep the participant
+	// list in step, in the same commit.
+	Policy bool
 }
 
 // CreateRoom creates a room on the homeserver (which becomes its hub) and
@@ -247,9 +255,30 @@ func (s *Session) CreateRoomWith(ctx context.Context, name string, opts RoomOpti
 	if err != nil {
 		return "", fmt.Errorf("create room: %w", err)
 	}
-	g, err := mls.CreateGroup(s.mlsc, []byte(id), suite, s.cred, s.prof.SignatureKey, nil)
+	var exts []mls.Extension
+	if opts.Policy {
+		pol, err := policy.New(map[string]uint8{s.prof.UserID: policy.RoleModerator})
+		if err != nil {
+			return "", fmt.Errorf("room policy: %w", err)
+		}
+		ext, err := pol.Extension()
+		if err != nil {
+			return "", fmt.Errorf("room policy: %w", err)
+		}
+		exts = append(exts, ext)
+	}
+	g, err := mls.CreateGroup(s.mlsc, []byte(id), suite, s.cred, s.prof.SignatureKey, exts)
 	if err != nil {
 		return "", fmt.Errorf("create group for %s: %w", id, err)
+	}
+	if opts.Policy {
+		gi, err := g.GroupInfo(true, false)
+		if err != nil {
+			return "", fmt.Errorf("group info of %s: %w", id, err)
+		}
+		if err := s.api.PublishGroupInfo(ctx, id, gi); err != nil {
+			return "", fmt.Errorf("publish group info of %s: %w", id, err)
+		}
 	}
 	r := &room{ID: id, Name: name, group: g, dirty: true, KeysUpdated: s.now()}
 	s.rooms[id] = r
@@ -327,8 +356,16 @@ func (s *Session) addDevices(ctx context.Context, r *room, claimed []proto.Claim
 		}
 		return fmt.Errorf("no device of %s could be added: %w", user, errors.Join(refusals...))
 	}
-	out, seq, err := s.commit(ctx, r, func(*mls.Group) (*mls.CommitOptions, error) {
-		return &mls.CommitOptions{Proposals: adds, InlineTree: true}, nil
+	out, seq, err := s.commit(ctx, r, func(g *mls.Group) (*mls.CommitOptions, error) {
+		props := adds
+		change, err := s.policyChange(ctx, r.ID, g, user, true)
+		if err != nil {
+			return nil, err
+		}
+		if change != nil {
+			props = append(slices.Clip(adds), change)
+		}
+		return &mls.CommitOptions{Proposals: props, InlineTree: true}, nil
 	})
 	if err != nil {
 		return err
@@ -372,6 +409,69 @@ func (s *Session) checkKeyPackage(kp []byte, user, device string) error {
 	return s.validateCredential(&cred, sigKey)
 }
 
+// policyChange returns the GroupContextExtensions proposal that lists user
+// in the group's room policy (add) or drops the user from it, or nil if the
+// group has no policy or needs no change. A listed user's role follows the
+// user's server role, as the homeserver reports it in the room's members.
+func (s *Session) policyChange(ctx context.Context, roomID string, g *mls.Group, user string, add bool) (*mls.Proposal, error) {
+	pol, err := policy.FromExtensions(g.Extensions())
+	if errors.Is(err, policy.ErrNoPolicy) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("room policy of %s: %w", roomID, err)
+	}
+	_, listed := pol.RoleOf(user)
+	var next *policy.RoomPolicy
+	switch {
+	case add && !listed:
+		role, err := s.policyRole(ctx, roomID, user)
+		if err != nil {
+			return nil, err
+		}
+		next = pol.WithParticipant(user, role)
+	case !add && listed:
+		next = pol.WithoutParticipant(user)
+	default:
+		return nil, nil
+	}
+	exts, err := next.ReplaceIn(g.Extensions())
+	if err != nil {
+		return nil, fmt.Errorf("room policy of %s: %w", roomID, err)
+	}
+	return mls.GroupContextExtensionsProposal(exts), nil
+}
+
+// policyRole maps user's server role, from the room's member list on the
+// homeserver, to a role of policy.StandardRoles.
+func (s *Session) policyRole(ctx context.Context, roomID, user string) (uint8, error) {
+	rooms, err := s.api.Rooms(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("members of %s: %w", roomID, err)
+	}
+	for _, rm := range rooms {
+		if rm.RoomID != roomID {
+			continue
+		}
+		for _, m := range rm.Members {
+			if m.UserID != user {
+				continue
+			}
+			switch m.Role {
+			case proto.RoleBot:
+				return policy.RoleBot, nil
+			case proto.RoleDoctor:
+				return policy.RoleDoctor, nil
+			case proto.RoleNurse:
+				return policy.RoleNurse, nil
+			default:
+				return policy.RolePatient, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s is not listed as a member of %s on the homeserver", user, roomID)
+}
+
 // Remove removes every device of user from the room's group (a commit with
 // Removes) and then the user's membership on the homeserver.
 func (s *Session) Remove(ctx context.Context, roomID, user string) error {
@@ -390,6 +490,13 @@ func (s *Session) Remove(ctx context.Context, roomID, user string) error {
 		}
 		if len(removes) == 0 {
 			return nil, fmt.Errorf("%s is not a member of the group of %s", user, roomID)
+		}
+		change, err := s.policyChange(ctx, roomID, g, user, false)
+		if err != nil {
+			return nil, err
+		}
+		if change != nil {
+			removes = append(removes, change)
 		}
 		return &mls.CommitOptions{Proposals: removes}, nil
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/medicus-health/medicus/client/state"
 	"github.com/medicus-health/medicus/crypto/identity"
 	"github.com/medicus-health/medicus/crypto/mls"
+	"github.com/medicus-health/medicus/crypto/mls/policy"
 	"github.com/medicus-health/medicus/proto"
 )
 
@@ -323,7 +324,10 @@ func (s *Session) keyPackageSuites() []mls.CipherSuite {
 
 // newKeyPackage makes and stores one KeyPackage of this device in suite.
 func (s *Session) newKeyPackage(ctx context.Context, suite mls.CipherSuite, lastResort bool) ([]byte, error) {
-	kp, priv, err := mls.NewKeyPackage(suite, s.cred, s.prof.SignatureKey, nil)
+	// Every KeyPackage supports the room policy extension, so that the
+	// device can join rooms whose group context carries it (RFC 9420
+	// §12.1.7).
+	kp, priv, err := mls.NewKeyPackage(suite, s.cred, s.prof.SignatureKey, &mls.KeyPackageOptions{Extensions: []uint16{policy.ExtensionType}})
 	if err != nil {
 		return nil, fmt.Errorf("make key package in suite %#04x: %w", uint16(suite), err)
 	}

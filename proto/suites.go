@@ -14,3 +14,11 @@ func EffectiveSuite(suite uint16) uint16 {
 	}
 	return suite
 }
+
+// GroupInfoRequest is the body of PUT /v1/rooms/{room}/mls/group_info: a
+// moderator publishes the room's MLS GroupInfo (RFC 9420 §12.4.3, with the
+// ratchet_tree extension) once, at the room's creation, so that its hub can
+// check every later commit against the room policy in the group context.
+type GroupInfoRequest struct {
+	GroupInfo []byte `json:"group_info"`
+}

@@ -1,12 +1,105 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/medicus-health/medicus/crypto/identity"
 	"github.com/medicus-health/medicus/crypto/mls"
 	"github.com/medicus-health/medicus/crypto/mls/policy"
+	"github.com/medicus-health/medicus/proto"
+	"github.com/medicus-health/medicus/server/store"
 )
+
+// maxGroupInfoBytes bounds a published GroupInfo with its ratchet tree
+// (a post-quantum suite's tree of a large room is a few megabytes).
+const maxGroupInfoBytes = 8 << 20
+
+// handlePublishGroupInfo stores the hub's public view of a room's group
+// from a GroupInfo a moderator publishes; from then on every commit of
+// the room is checked against the room policy (checkRoomCommit).
+func (s *Server) handlePublishGroupInfo(w http.ResponseWriter, r *http.Request, c caller) {
+	room, err := s.roomFromPath(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if room.Hub != s.cfg.ServerName {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "publish the group info on the room's hub %s", room.Hub))
+		return
+	}
+	m, err := s.store.Member(r.Context(), room.ID, c.User.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, err)
+		return
+	}
+	if err != nil || m.Membership != proto.MembershipJoin || m.RoomRole != proto.RoomRoleModerator {
+		s.fail(w, r, errNotModerator)
+		return
+	}
+	var req proto.GroupInfoRequest
+	if err := decodeJSON(w, r, base64Limit(maxGroupInfoBytes), &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	pg, err := mls.NewPublicGroup(nil, req.GroupInfo, nil)
+	if err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "invalid group info: %v", err))
+		return
+	}
+	if string(pg.GroupID()) != room.ID {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "the group info is of another group"))
+		return
+	}
+	if _, err := policy.FromExtensions(pg.Extensions()); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, proto.ErrInvalidParam, "the group has no valid room policy: %v", err))
+		return
+	}
+	data, err := pg.Marshal()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.store.SetRoomPublicGroup(r.Context(), room.ID, pg.Epoch(), data); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// checkRoomCommit applies the room policy to a commit about to be appended
+// to a room this server hubs, if the room has a public group: it refuses a
+// commit the policy does not allow, and otherwise sets a.PublicGroup to
+// the state after it, which the append stores in its transaction. A commit
+// for another epoch than the public group's is left to the append, which
+// answers a repeated transaction with its event and refuses the rest as
+// stale.
+func (s *Server) checkRoomCommit(ctx context.Context, a *store.Append) error {
+	data, err := s.store.RoomPublicGroup(ctx, a.RoomID)
+	if err != nil || data == nil {
+		return err
+	}
+	pg, err := mls.UnmarshalPublicGroup(nil, data)
+	if err != nil {
+		return fmt.Errorf("load public group of %s: %w", a.RoomID, err)
+	}
+	if a.Epoch == nil || pg.Epoch() != *a.Epoch {
+		return nil
+	}
+	pc, err := CheckRoomCommit(pg, a.Body)
+	if err != nil {
+		return errorf(http.StatusForbidden, proto.ErrForbidden, "commit refused: %v", err)
+	}
+	if err := pg.Merge(pc); err != nil {
+		return fmt.Errorf("merge commit into public group of %s: %w", a.RoomID, err)
+	}
+	if a.PublicGroup, err = pg.Marshal(); err != nil {
+		return fmt.Errorf("save public group of %s: %w", a.RoomID, err)
+	}
+	return nil
+}
 
 // roomPolicyChecker applies a room's policy (crypto/mls/policy) to
 // handshake messages; users are those of medicus device credentials.

@@ -326,6 +326,14 @@ func (s *Server) forwardSend(r *http.Request, hub string, a store.Append, w http
 
 // appendMessage sequences a message in a room this server hosts.
 func (s *Server) appendMessage(w http.ResponseWriter, r *http.Request, a store.Append) {
+	if a.Kind == proto.KindMLSCommit {
+		// Only commits of rooms with a published group are checked
+		// against the room policy; application messages are not.
+		if err := s.checkRoomCommit(r.Context(), &a); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	// The append checks membership in its transaction, so the hot path
 	// reads nothing else; only a refusal looks up whether the room exists.
 	ev, _, err := s.store.AppendMessage(r.Context(), a)

@@ -142,6 +142,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/rooms/{room}/leave", s.authed(s.handleLeave))
 	mux.Handle("POST /v1/rooms/{room}/remove", s.authed(s.handleRemove))
 	mux.Handle("PUT /v1/rooms/{room}/send/{txn}", s.authed(s.handleSend))
+	mux.Handle("PUT /v1/rooms/{room}/mls/group_info", s.authed(s.handlePublishGroupInfo))
 	mux.Handle("GET /v1/rooms/{room}/messages", s.authed(s.handleHistory))
 	mux.Handle("POST /v1/keys/upload", s.authed(s.handleUploadKeys))
 	mux.Handle("GET /v1/keys/count", s.authed(s.handleCountKeys))

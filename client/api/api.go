@@ -238,6 +238,13 @@ func (c *Client) SendInEpoch(ctx context.Context, room, txnID, kind string, epoc
 	return out, err
 }
 
+// PublishGroupInfo gives the room's hub the MLS GroupInfo (with the
+// ratchet tree) of a room with a room policy, which the hub then enforces
+// on every commit. Only a moderator may, once per room.
+func (c *Client) PublishGroupInfo(ctx context.Context, room string, groupInfo []byte) error {
+	return c.doJSON(ctx, http.MethodPut, roomPath(room, "mls/group_info"), proto.GroupInfoRequest{GroupInfo: groupInfo}, nil)
+}
+
 // History returns up to limit events of a room from sequence number from.
 func (c *Client) History(ctx context.Context, room string, from int64, limit int) (proto.HistoryResponse, error) {
 	var out proto.HistoryResponse

@@ -88,6 +88,9 @@ type Append struct {
 	// a *StaleEpochError otherwise; a commit (Kind proto.KindMLSCommit)
 	// then advances the room to Epoch+1. Commits must set it.
 	Epoch *uint64
+	// PublicGroup, if set with a commit, is the room's public MLS group
+	// state after the commit, stored in the transaction that accepts it.
+	PublicGroup []byte
 }
 
 // StaleEpochError refuses a commit made in another epoch than the room's
@@ -201,6 +204,14 @@ type Store interface {
 	// stream ≤ upTo, in order, from which its memberships at upTo follow.
 	MembershipEventsUpTo(ctx context.Context, userID string, upTo int64) ([]proto.Event, error)
 	LatestStream(ctx context.Context) (int64, error)
+
+	// RoomPublicGroup returns the hub's serialized public MLS group state
+	// of a room, nil if none was published.
+	RoomPublicGroup(ctx context.Context, roomID string) ([]byte, error)
+	// SetRoomPublicGroup stores the first public group state of a room,
+	// published at epoch. It fails with ErrConflict if the room has one
+	// already or is at another epoch, ErrNotFound for no such room.
+	SetRoomPublicGroup(ctx context.Context, roomID string, epoch uint64, data []byte) error
 
 	// AddKeyPackages stores unclaimed key packages of a device for an MLS
 	// cipher suite; a non-nil lastResort replaces the device's last-resort

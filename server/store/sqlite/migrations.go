@@ -134,6 +134,10 @@ CREATE TABLE media_remote (
 	`ALTER TABLE key_packages ADD COLUMN suite INTEGER NOT NULL DEFAULT 1;
 DROP INDEX key_packages_by_device;
 CREATE INDEX key_packages_by_device_suite ON key_packages(user_id, device_id, suite, last_resort, id);`,
+	// 7: the hub's public view of a room's MLS group (crypto/mls
+	// PublicGroup, serialized), for rooms whose clients published a
+	// GroupInfo: the hub checks commits against the room policy in it.
+	`ALTER TABLE rooms ADD COLUMN mls_public_group BLOB;`,
 }
 
 func migrate(db *sql.DB) error {

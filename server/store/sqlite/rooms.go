@@ -277,6 +277,11 @@ func (db *DB) AppendMessage(ctx context.Context, a store.Append) (proto.Event, b
 			if err := checkEpoch(tx, a.RoomID, *a.Epoch, a.Kind == proto.KindMLSCommit); err != nil {
 				return err
 			}
+			if a.Kind == proto.KindMLSCommit && a.PublicGroup != nil {
+				if _, err := tx.Exec(`UPDATE rooms SET mls_public_group = ? WHERE id = ?`, a.PublicGroup, a.RoomID); err != nil {
+					return fmt.Errorf("store public group of %s: %w", a.RoomID, err)
+				}
+			}
 		}
 		ev = proto.Event{RoomID: a.RoomID, Sender: a.Sender, DeviceID: a.DeviceID, Kind: a.Kind, Body: a.Body, Time: time.Now()}
 		return db.appendEvent(tx, &ev, txn)
