@@ -8,6 +8,7 @@ import (
 	"github.com/medicus-health/medicus/crypto/identity"
 	"github.com/medicus-health/medicus/crypto/mls"
 	"github.com/medicus-health/medicus/crypto/mls/policy"
+	"github.com/medicus-health/medicus/proto"
 )
 
 const (
@@ -32,6 +33,11 @@ type policyRoom struct {
 	devs  []*policyDevice
 	hub   *mls.PublicGroup
 	nextD int
+	// groupID is the room's id ("!room:a.example" by default).
+	groupID string
+	// send, if set, submits each commit to a real homeserver first; the
+	// local hub view then follows what it accepted.
+	send func(commit []byte, epoch uint64) error
 }
 
 // policyKeyPackage makes a KeyPackage of a new device of user, certified
@@ -79,6 +85,13 @@ func (r *policyRoom) credential(user string, certifyOther bool) (mls.Credential,
 func newPolicyRoom(t *testing.T) *policyRoom {
 	t.Helper()
 	r := &policyRoom{t: t, ids: map[string]*identity.Key{}}
+	r.create()
+	return r
+}
+
+// create creates the group and has the moderator add the others.
+func (r *policyRoom) create() {
+	t := r.t
 	g, _ := r.group(polMod)
 	gi, err := g.GroupInfo(true, false)
 	if err != nil {
@@ -91,7 +104,6 @@ func newPolicyRoom(t *testing.T) *policyRoom {
 	if err := r.add(polMod, false, polDoc, polPat, polBot); err != nil {
 		t.Fatalf("setting up the room: %v", err)
 	}
-	return r
 }
 
 // group creates a group with the room's id and policy, user its creator.
@@ -106,7 +118,11 @@ func (r *policyRoom) group(user string) (*mls.Group, []byte) {
 		r.t.Fatal(err)
 	}
 	cred, sig := r.credential(user, false)
-	g, err := mls.CreateGroup(nil, []byte("!room:a.example"), mls.SuiteDefault, cred, sig, []mls.Extension{ext})
+	id := r.groupID
+	if id == "" {
+		id = "!room:a.example"
+	}
+	g, err := mls.CreateGroup(nil, []byte(id), mls.SuiteDefault, cred, sig, []mls.Extension{ext})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -128,9 +144,16 @@ func (r *policyRoom) dev(user string) *policyDevice {
 func (r *policyRoom) commit(user string, props []*mls.Proposal, joiners map[string][2]any) error {
 	r.t.Helper()
 	d := r.dev(user)
+	epoch := d.g.Epoch()
 	out, err := d.g.Commit(&mls.CommitOptions{Proposals: props, ForcePath: len(props) == 0})
 	if err != nil {
 		r.t.Fatalf("%s commit: %v", user, err)
+	}
+	if r.send != nil {
+		if err := r.send(out.Commit, epoch); err != nil {
+			d.g.DiscardPendingCommit()
+			return err
+		}
 	}
 	pc, err := CheckRoomCommit(r.hub, out.Commit)
 	if err != nil {
@@ -306,4 +329,103 @@ func TestHubRoomPolicyOnMedicusCredentials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHubChecksCommitsOfPolicyRooms drives the hub over HTTP: a moderator
+// publishes the GroupInfo of a room with a policy, after which the hub
+// (across a restart: the public group is in SQLite) accepts allowed
+// commits and refuses the others with 403 M_FORBIDDEN, while rooms without
+// a published group are not checked.
+func TestHubChecksCommitsOfPolicyRooms(t *testing.T) {
+	e := newEnv(t, nil)
+	doc, nurse := e.login("doc"), e.login("nurse")
+	roomID := e.createRoom(doc.AccessToken)
+	path := "/v1/rooms/" + roomID + "/mls/group_info"
+	r := &policyRoom{t: t, ids: map[string]*identity.Key{}, groupID: roomID}
+	g, _ := r.group(polMod)
+	gi, err := g.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &policyRoom{t: t, ids: map[string]*identity.Key{}, groupID: "!other:a.example"}
+	og, _ := other.group(polMod)
+	ogi, err := og.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, sig := r.credential(polMod, false)
+	plain, err := mls.CreateGroup(nil, []byte(roomID), mls.SuiteDefault, cred, sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgi, err := plain.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		gi          []byte
+		status      int
+		code        string
+	}{
+		{"not a member", nurse.AccessToken, gi, 403, proto.ErrForbidden},
+		{"not a group info", doc.AccessToken, []byte("not mls"), 400, proto.ErrInvalidParam},
+		{"another group", doc.AccessToken, ogi, 400, proto.ErrInvalidParam},
+		{"no room policy", doc.AccessToken, pgi, 400, proto.ErrInvalidParam},
+	} {
+		if status, code := e.call("PUT", path, tc.token, proto.GroupInfoRequest{GroupInfo: tc.gi}, nil); status != tc.status || code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, code, tc.status, tc.code)
+		}
+	}
+	e.must("PUT", path, doc.AccessToken, proto.GroupInfoRequest{GroupInfo: gi}, nil)
+	if status, code := e.call("PUT", path, doc.AccessToken, proto.GroupInfoRequest{GroupInfo: gi}, nil); status != 409 || code != proto.ErrConflict {
+		t.Errorf("second publication: %d %s, want 409 M_CONFLICT", status, code)
+	}
+
+	txn := 0
+	var lastTxn string
+	var lastBody []byte
+	var lastEpoch uint64
+	r.send = func(commit []byte, epoch uint64) error {
+		txn++
+		lastTxn, lastBody, lastEpoch = fmt.Sprintf("c%d", txn), commit, epoch
+		status, code := e.call("PUT", "/v1/rooms/"+roomID+"/send/"+lastTxn, doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: commit, Epoch: &epoch}, nil)
+		switch {
+		case status == 200:
+			return nil
+		case status == 403 && code == proto.ErrForbidden:
+			return fmt.Errorf("hub: %w", policy.ErrForbidden)
+		default:
+			return fmt.Errorf("hub: HTTP %d %s", status, code)
+		}
+	}
+	r.hub, err = mls.NewPublicGroup(nil, gi, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.devs = []*policyDevice{{user: polMod, g: g}}
+	if err := r.add(polMod, false, polDoc, polPat, polBot); err != nil {
+		t.Fatalf("moderator adds the others: %v", err)
+	}
+	// A retried transaction of an accepted commit gets its event back.
+	var sr proto.SendResponse
+	e.must("PUT", "/v1/rooms/"+roomID+"/send/"+lastTxn, doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: lastBody, Epoch: &lastEpoch}, &sr)
+	if sr.Seq == 0 {
+		t.Error("retried commit got no sequence number")
+	}
+	e.restart()
+	if err := r.remove(polBot, polPat); !errors.Is(err, policy.ErrForbidden) {
+		t.Errorf("bot removes the patient after a restart: %v, want refused", err)
+	}
+	if err := r.add(polPat, false, polFresh); !errors.Is(err, policy.ErrForbidden) {
+		t.Errorf("patient adds a new user: %v, want refused", err)
+	}
+	if err := r.remove(polMod, polPat); err != nil {
+		t.Errorf("moderator removes the patient: %v", err)
+	}
+	// A room without a published group is not checked: any commit body
+	// with the right epoch is sequenced.
+	plainRoom := e.createRoom(doc.AccessToken)
+	zero := uint64(0)
+	e.must("PUT", "/v1/rooms/"+plainRoom+"/send/x", doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: []byte("opaque"), Epoch: &zero}, nil)
 }
