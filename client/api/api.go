@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/medicus-health/medicus/proto"
 )
 
@@ -414,7 +412,7 @@ const maxRetainedFrameBuffer = 1 << 20
 // Sync is an open sync WebSocket. Its methods that read (Next, NextRaw)
 // must be called from one goroutine at a time.
 type Sync struct {
-	conn *websocket.Conn
+	conn syncConn
 	buf  bytes.Buffer // the last frame read; reused so that reading does not allocate per frame
 	// binary is set when the server agreed to binary event frames.
 	binary bool
@@ -444,23 +442,15 @@ func (c *Client) SyncWith(ctx context.Context, since int64, opts SyncOptions) (*
 	u.Scheme = map[string]string{"https": "wss", "http": "ws"}[u.Scheme]
 	u.Path = "/v1/sync"
 	u.RawQuery = url.Values{"since": {strconv.FormatInt(since, 10)}}.Encode()
-	d := websocket.Dialer{TLSClientConfig: c.tls, HandshakeTimeout: 15 * time.Second}
+	var protocols []string
 	if opts.Binary {
-		d.Subprotocols = []string{proto.SyncSubprotocolBinary}
+		protocols = []string{proto.SyncSubprotocolBinary}
 	}
-	h := http.Header{"Authorization": {"Bearer " + c.token}}
-	conn, resp, err := d.DialContext(ctx, u.String(), h)
+	conn, protocol, err := c.dialSync(ctx, u.String(), protocols)
 	if err != nil {
-		if resp != nil {
-			defer resp.Body.Close()
-			if apiErr := decodeResponse(resp, nil); apiErr != nil {
-				return nil, apiErr
-			}
-		}
-		return nil, fmt.Errorf("open sync: %w", err)
+		return nil, err
 	}
-	conn.SetReadLimit(64 << 20)
-	return &Sync{conn: conn, binary: conn.Subprotocol() == proto.SyncSubprotocolBinary}, nil
+	return &Sync{conn: conn, binary: protocol == proto.SyncSubprotocolBinary}, nil
 }
 
 // Binary reports whether the server sends binary event frames on this
@@ -499,30 +489,25 @@ func (s *Sync) Next() (proto.SyncFrame, error) {
 // process holding many sync connections does not allocate and collect a new
 // buffer for every frame.
 func (s *Sync) NextRaw() ([]byte, error) {
-	_, r, err := s.conn.NextReader()
-	if err != nil {
-		return nil, err
-	}
 	if s.buf.Cap() > maxRetainedFrameBuffer {
 		s.buf = bytes.Buffer{} // do not keep one rare large frame's memory for the life of the connection
 	}
 	s.buf.Reset()
-	if _, err := s.buf.ReadFrom(r); err != nil {
+	if err := s.conn.readMessage(&s.buf); err != nil {
 		return nil, err
 	}
 	return s.buf.Bytes(), nil
 }
 
 // SetReadDeadline bounds the wait in Next.
-func (s *Sync) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
+func (s *Sync) SetReadDeadline(t time.Time) error { return s.conn.setReadDeadline(t) }
 
 // Ack acknowledges device messages up to an id over the WebSocket.
 func (s *Sync) Ack(upTo int64) error {
-	return s.conn.WriteJSON(proto.SyncFrame{Type: proto.FrameAck, Ack: &proto.AckRequest{UpTo: upTo}})
+	return s.conn.writeJSON(proto.SyncFrame{Type: proto.FrameAck, Ack: &proto.AckRequest{UpTo: upTo}})
 }
 
 // Close closes the connection.
 func (s *Sync) Close() error {
-	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	return s.conn.Close()
+	return s.conn.close()
 }
