@@ -126,9 +126,9 @@ func Login(ctx context.Context, cfg Config, serverURL string, caPEM []byte, user
 	if state.Exists(path) {
 		return nil, fmt.Errorf("profile %s already holds a session; use another --profile", cfg.ProfileDir)
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the CA file holds no PEM certificate")
+	roots, err := trustRoots(caPEM)
+	if err != nil {
+		return nil, err
 	}
 	c, err := api.New(serverURL, roots)
 	if err != nil {
@@ -204,8 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		st.Close()
 		return nil, fmt.Errorf("decode profile: %w", err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(p.CAPEM)
+	roots, _ := trustRoots(p.CAPEM)
 	c, err := api.New(p.Server, roots)
 	if err != nil {
 		st.Close()
@@ -385,3 +384,16 @@ func (s *Session) topUpSuite(ctx context.Context, suite mls.CipherSuite) error {
 
 // equalKey reports whether two public keys are equal.
 func equalKey(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// trustRoots returns the CA certificates in caPEM; with no caPEM it returns
+// nil, the system's roots (in a browser, the browser's).
+func trustRoots(caPEM []byte) (*x509.CertPool, error) {
+	if len(caPEM) == 0 {
+		return nil, nil
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA file holds no PEM certificate")
+	}
+	return roots, nil
+}

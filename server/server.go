@@ -29,6 +29,7 @@ import (
 	"github.com/medicus-health/medicus/server/store"
 	"github.com/medicus-health/medicus/server/store/sqlite"
 	"github.com/medicus-health/medicus/server/turn"
+	"github.com/medicus-health/medicus/web"
 )
 
 // Server is a running homeserver's state.
@@ -151,9 +152,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/device_messages/ack", s.authed(s.handleAckDeviceMessages))
 	mux.Handle("POST /v1/media", s.authed(s.handleUploadMedia))
 	mux.Handle("GET /v1/media/{id}", s.authed(s.handleDownloadMedia))
-	mux.Handle("GET /v1/sync", s.authed(s.handleSync))
+	mux.Handle("GET /v1/sync", browserSyncAuth(s.authed(s.handleSync))) // websync.go
 	mux.Handle("GET /v1/voip/turn", s.authed(s.handleTURN))
 	mux.Handle("GET /v1/rooms/{room}/call", s.authed(s.handleCall))
+	mux.Handle("GET /{$}", web.Handler()) // the browser client (web/): index.html, assets under /web/
+	mux.Handle("GET /web/", web.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, proto.ErrUnrecognized, "no such endpoint")
 	})

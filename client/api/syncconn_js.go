@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall/js"
 	"time"
+
+	"github.com/medicus-health/medicus/proto"
 )
 
 // BearerProtocolPrefix prefixes the WebSocket subprotocol that carries the
@@ -29,9 +31,13 @@ const maxQueuedFrames = 4096
 // dialSync opens the sync WebSocket through the browser's WebSocket API,
 // offering protocols and the access token as a subprotocol.
 func (c *Client) dialSync(ctx context.Context, url string, protocols []string) (syncConn, string, error) {
-	offered := []any{BearerProtocolPrefix + c.token}
+	// The server selects one of the offered subprotocols other than the
+	// token, as the browser requires: offer binary frames always.
+	offered := []any{BearerProtocolPrefix + c.token, proto.SyncSubprotocolBinary}
 	for _, p := range protocols {
-		offered = append(offered, p)
+		if p != proto.SyncSubprotocolBinary {
+			offered = append(offered, p)
+		}
 	}
 	ws := js.Global().Get("WebSocket").New(url, js.ValueOf(offered))
 	ws.Set("binaryType", "arraybuffer")
