@@ -101,7 +101,7 @@ func TestWebClientExchangesTextWithGoClient(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("user"), doctor),
 		chromedp.SendKeys(chromedp.ID("password"), testPassword),
 		chromedp.SendKeys(chromedp.ID("passphrase"), "browser state passphrase"),
-		chromedp.Submit(chromedp.ID("login-form")),
+		chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)),
 	); err != nil {
 		t.Fatalf("browser login form: %v", err)
 	}
@@ -109,21 +109,21 @@ func TestWebClientExchangesTextWithGoClient(t *testing.T) {
 
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("room-name"), "Sepsis Bett 12"),
-		chromedp.Submit(chromedp.ID("create-form")),
+		chromedp.Click(chromedp.CSS(`#create-form button[type="submit"]`)),
 	); err != nil {
 		t.Fatal(err)
 	}
 	waitJS("room created", `!document.getElementById("room-view").hidden`)
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("invitee"), nurse),
-		chromedp.Submit(chromedp.ID("invite-form")),
+		chromedp.Click(chromedp.CSS(`#invite-form button[type="submit"]`)),
 	); err != nil {
 		t.Fatal(err)
 	}
 	waitJS("nurse invited", fmt.Sprintf(`document.getElementById("status").textContent.includes(%q)`, nurse))
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("message"), toGo),
-		chromedp.Submit(chromedp.ID("send-form")),
+		chromedp.Click(chromedp.CSS(`#send-form button[type="submit"]`)),
 	); err != nil {
 		t.Fatal(err)
 	}
