@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,64 @@ func TestWebClientExchangesTextWithGoClient(t *testing.T) {
 
 	hs.assertNoPlaintext([]byte(toGo))
 	hs.assertNoPlaintext([]byte(toBrowser))
+
+	// The browser's IndexedDB holds only sealed bytes.
+	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](readIndexedDB, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("read IndexedDB: %v", err)
+	}
+	if len(stored) < 1000 {
+		t.Fatalf("IndexedDB holds only %d bytes; expected the sealed state", len(stored))
+	}
+	for _, plain := range []string{toGo, toBrowser, "Sepsis Bett 12", doctor, nurse, "Laktat"} {
+		if strings.Contains(stored, plain) {
+			t.Errorf("IndexedDB holds %q in the clear", plain)
+		}
+	}
+
+	// A reload keeps the session: unlock with the passphrase, and the room
+	// and its timeline are back from IndexedDB.
+	if err := chromedp.Do(ctx,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("unlock-form")),
+		chromedp.SendKeys(chromedp.ID("unlock-passphrase"), "browser state passphrase"),
+		chromedp.Click(chromedp.CSS(`#unlock-form button[type="submit"]`)),
+	); err != nil {
+		t.Fatalf("reload and unlock: %v", err)
+	}
+	waitJS("room list after reload", `document.getElementById("rooms").textContent.includes("Sepsis Bett 12")`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms button`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("timeline after reload", fmt.Sprintf(`document.getElementById("timeline").textContent.includes(%q) && document.getElementById("timeline").textContent.includes(%q)`, toGo, toBrowser))
+
+	// Logging out deletes the browser's keys: a reload asks to log in again.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("logout"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("login form after logout", `!document.getElementById("login-view").hidden`)
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("login form after logout and reload", `!document.getElementById("login-view").hidden`)
 }
+
+// readIndexedDB returns every value of the web client's IndexedDB (its
+// bytes as Latin-1 text), as an attacker copying the browser profile sees it.
+const readIndexedDB = `new Promise((resolve, reject) => {
+  const req = indexedDB.open("medicus/state.db");
+  req.onerror = () => reject(req.error);
+  req.onsuccess = () => {
+    const db = req.result, names = ["meta", "kv", "messages"], parts = [];
+    const tx = db.transaction(names);
+    let pending = names.length;
+    for (const name of names) {
+      const all = tx.objectStore(name).getAll();
+      all.onerror = () => reject(all.error);
+      all.onsuccess = () => {
+        for (const v of all.result) parts.push(new TextDecoder("latin1").decode(v instanceof Uint8Array ? v : v.v));
+        if (--pending === 0) { db.close(); resolve(parts.join("\n")); }
+      };
+    }
+  };
+})`

@@ -109,30 +109,28 @@ func login(ctx context.Context, args []js.Value) (any, error) {
 	if passphrase == "" {
 		return nil, errors.New("a passphrase is required to protect the keys in this browser")
 	}
-	s, err := client.Login(ctx, config(passphrase), server, nil, user, password, &client.LoginOptions{DeviceName: "web"})
-	if err != nil {
-		return nil, err
-	}
-	mu.Lock()
-	session = s
-	mu.Unlock()
-	return whoami(s), nil
+	return adopt(client.Login(ctx, config(passphrase), server, nil, user, password, &client.LoginOptions{DeviceName: "web"}))
 }
 
 // open(passphrase) reopens the session stored in this browser.
 func open(ctx context.Context, args []js.Value) (any, error) {
-	s, err := client.Open(ctx, config(arg(args, 0)))
+	return adopt(client.Open(ctx, config(arg(args, 0))))
+}
+
+// adopt makes s the current session, closing any earlier one, and returns
+// who it is.
+func adopt(s *client.Session, err error) (any, error) {
 	if err != nil {
 		return nil, err
 	}
 	mu.Lock()
+	old := session
 	session = s
 	mu.Unlock()
-	return whoami(s), nil
-}
-
-func whoami(s *client.Session) map[string]string {
-	return map[string]string{"user": s.UserID(), "device": s.DeviceID()}
+	if old != nil {
+		old.Close()
+	}
+	return map[string]string{"user": s.UserID(), "device": s.DeviceID()}, nil
 }
 
 func rooms(context.Context, []js.Value) (any, error) {
