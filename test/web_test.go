@@ -183,6 +183,11 @@ func TestWebClientExchangesTextWithGoClient(t *testing.T) {
 		t.Fatalf("reload and unlock: %v", err)
 	}
 	waitJS("room list after reload", `document.getElementById("rooms").textContent.includes("Sepsis Bett 12")`)
+	timing, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`["medicus-ready", "medicus-unlock", "medicus-rooms"].map((n) => performance.getEntriesByName(n).at(-1).startTime)`))
+	if err != nil || len(timing) != 3 {
+		t.Fatalf("performance marks: %v, %v", timing, err)
+	}
+	t.Logf("after reload: wasm client ready in %.0f ms; unlock (scrypt) to rendered room list in %.0f ms", timing[0], timing[2]-timing[1])
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms button`))); err != nil {
 		t.Fatal(err)
 	}

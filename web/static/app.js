@@ -63,6 +63,7 @@ async function loggedIn(who) {
   status(t("loggedIn", who.user));
   show("app-view");
   await renderRooms();
+  performance.mark("medicus-rooms"); // the room list is rendered
   if (!syncing) syncLoop();
 }
 
@@ -157,6 +158,7 @@ function wire() {
   });
   $("unlock-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
+    performance.mark("medicus-unlock");
     busy(ev.target, async () => {
       const who = await medicus.open($("unlock-passphrase").value);
       $("unlock-passphrase").value = "";
@@ -217,6 +219,7 @@ async function start() {
   await ready;
   status("");
   show((await medicus.hasProfile()) ? "unlock-view" : "login-view");
+  performance.mark("medicus-ready"); // the wasm client is loaded and a form is shown
 }
 
 start().catch((e) => status(t("error", e.message)));
