@@ -28,7 +28,7 @@ type policyDevice struct {
 // policyRoom is a room's group with medicus device credentials and the
 // hub's public view of it.
 type policyRoom struct {
-	t     *testing.T
+	t     testing.TB
 	ids   map[string]*identity.Key
 	devs  []*policyDevice
 	hub   *mls.PublicGroup
@@ -428,4 +428,54 @@ func TestHubChecksCommitsOfPolicyRooms(t *testing.T) {
 	plainRoom := e.createRoom(doc.AccessToken)
 	zero := uint64(0)
 	e.must("PUT", "/v1/rooms/"+plainRoom+"/send/x", doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: []byte("opaque"), Epoch: &zero}, nil)
+}
+
+// BenchmarkHubCommitCheck measures the hub's work per commit in a room of
+// 50 users with a policy: load the public group from its serialized form,
+// check a self-update commit (CheckRoomCommit), merge and serialize it.
+func BenchmarkHubCommitCheck(b *testing.B) {
+	r := &policyRoom{t: b, ids: map[string]*identity.Key{}}
+	r.create()
+	var users []string
+	for i := range 46 {
+		users = append(users, fmt.Sprintf("@u%02d:a.example", i))
+	}
+	if err := r.add(polMod, false, users...); err != nil {
+		b.Fatal(err)
+	}
+	mod := r.dev(polMod)
+	r.devs = []*policyDevice{mod} // only the committer follows the group
+	data, err := r.hub.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		out, err := mod.g.Commit(&mls.CommitOptions{ForcePath: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		pg, err := mls.UnmarshalPublicGroup(nil, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc, err := CheckRoomCommit(pg, out.Commit)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pg.Merge(pc); err != nil {
+			b.Fatal(err)
+		}
+		if data, err = pg.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := mod.g.MergePendingCommit(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(data)), "state-bytes")
 }
