@@ -73,9 +73,9 @@ func (s *Server) handlePublishGroupInfo(w http.ResponseWriter, r *http.Request, 
 // to a room this server hubs, if the room has a public group: it refuses a
 // commit the policy does not allow, and otherwise sets a.PublicGroup to
 // the state after it, which the append stores in its transaction. A commit
-// for another epoch than the public group's is left to the append, which
+// for an earlier epoch than the public group's is left to the append, which
 // answers a repeated transaction with its event and refuses the rest as
-// stale.
+// stale; one for a later epoch is stale.
 func (s *Server) checkRoomCommit(ctx context.Context, a *store.Append) error {
 	data, err := s.store.RoomPublicGroup(ctx, a.RoomID)
 	if err != nil || data == nil {
@@ -85,8 +85,11 @@ func (s *Server) checkRoomCommit(ctx context.Context, a *store.Append) error {
 	if err != nil {
 		return fmt.Errorf("load public group of %s: %w", a.RoomID, err)
 	}
-	if a.Epoch == nil || pg.Epoch() != *a.Epoch {
+	if a.Epoch == nil || *a.Epoch < pg.Epoch() {
 		return nil
+	}
+	if *a.Epoch > pg.Epoch() {
+		return &store.StaleEpochError{Current: pg.Epoch(), Got: *a.Epoch}
 	}
 	pc, err := CheckRoomCommit(pg, a.Body)
 	if err != nil {

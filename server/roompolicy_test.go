@@ -413,6 +413,10 @@ func TestHubChecksCommitsOfPolicyRooms(t *testing.T) {
 	if sr.Seq == 0 {
 		t.Error("retried commit got no sequence number")
 	}
+	ahead := lastEpoch + 5
+	if status, code := e.call("PUT", "/v1/rooms/"+roomID+"/send/ahead", doc.AccessToken, proto.SendRequest{Kind: proto.KindMLSCommit, Body: lastBody, Epoch: &ahead}, nil); status != 409 || code != proto.ErrStaleEpoch {
+		t.Errorf("commit for a later epoch: %d %s, want 409 M_STALE_EPOCH", status, code)
+	}
 	e.restart()
 	if err := r.remove(polBot, polPat); !errors.Is(err, policy.ErrForbidden) {
 		t.Errorf("bot removes the patient after a restart: %v, want refused", err)

@@ -326,17 +326,18 @@ func (s *Server) forwardSend(r *http.Request, hub string, a store.Append, w http
 
 // appendMessage sequences a message in a room this server hosts.
 func (s *Server) appendMessage(w http.ResponseWriter, r *http.Request, a store.Append) {
+	var err error
 	if a.Kind == proto.KindMLSCommit {
 		// Only commits of rooms with a published group are checked
 		// against the room policy; application messages are not.
-		if err := s.checkRoomCommit(r.Context(), &a); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+		err = s.checkRoomCommit(r.Context(), &a)
 	}
 	// The append checks membership in its transaction, so the hot path
 	// reads nothing else; only a refusal looks up whether the room exists.
-	ev, _, err := s.store.AppendMessage(r.Context(), a)
+	var ev proto.Event
+	if err == nil {
+		ev, _, err = s.store.AppendMessage(r.Context(), a)
+	}
 	var stale *store.StaleEpochError
 	if errors.As(err, &stale) {
 		writeJSON(w, http.StatusConflict, proto.Error{Code: proto.ErrStaleEpoch,
