@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 )
@@ -27,8 +28,8 @@ func browserSyncAuth(h http.Handler) http.Handler {
 		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
 			for p := range strings.SplitSeq(v, ",") {
 				p = strings.TrimSpace(p)
-				if t, ok := strings.CutPrefix(p, browserBearerPrefix); ok && token == "" {
-					token = t
+				if t, ok := strings.CutPrefix(p, browserBearerPrefix); ok {
+					token = cmp.Or(token, t) // the first token counts; none is passed on
 				} else if p != "" {
 					rest = append(rest, p)
 				}
