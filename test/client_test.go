@@ -137,21 +137,7 @@ func TestThreeUsersRemoveAndLateJoiner(t *testing.T) {
 		}
 	}
 	secrets := []string{"PLAINTEXT-alice-biopsy-result", "PLAINTEXT-bob-ct-findings", "PLAINTEXT-carol-recommendation"}
-	alice.send(room, secrets[0])
-	bob.send(room, secrets[1])
-	carol.send(room, secrets[2])
-	for _, d := range []*device{alice, bob, carol} {
-		got := contents(d.sync(), room)
-		var want []string
-		for i, who := range []*device{alice, bob, carol} {
-			if who != d {
-				want = append(want, secrets[i])
-			}
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%s received %q, want %q", d.user, got, want)
-		}
-	}
+	exchangeSecrets(t, room, []*device{alice, bob, carol}, secrets)
 
 	// Carol is removed: she learns it and reads nothing sent afterwards.
 	if err := alice.Remove(ctx, room, users["carol"]); err != nil {
@@ -454,5 +440,26 @@ func TestCallBaseKeyChangesWithMembership(t *testing.T) {
 	}
 	if _, _, _, err := c.CallBaseKey(room, 16); err == nil {
 		t.Fatal("a removed member still derives call keys")
+	}
+}
+
+// exchangeSecrets has each device send its secret to the room and checks
+// that every device receives exactly the others' secrets, in order.
+func exchangeSecrets(t *testing.T, room string, devs []*device, secrets []string) {
+	t.Helper()
+	for i, d := range devs {
+		d.send(room, secrets[i])
+	}
+	for _, d := range devs {
+		got := contents(d.sync(), room)
+		var want []string
+		for i, who := range devs {
+			if who != d {
+				want = append(want, secrets[i])
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s received %q, want %q", d.user, got, want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/medicus-health/medicus/client"
-	"github.com/medicus-health/medicus/crypto/pki"
 )
 
 // federation is a set of homeservers federating on loopback, each with a
@@ -22,32 +20,10 @@ type federation struct {
 }
 
 // newFederation initialises one homeserver per name, each allowing all the
-// others as peers. edit, if not nil, tweaks each config file.
+// others as peers (see newFederationOpts for proxies and extra names).
 func newFederation(t *testing.T, names ...string) *federation {
 	t.Helper()
-	f := &federation{caDir: filepath.Join(t.TempDir(), "federation-ca"), servers: map[string]*homeserver{}, fedAddr: map[string]string{}}
-	ca, err := pki.InitFederationCA(f.caDir, "Test Region Health Federation CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		f.fedAddr[n] = freeAddr(t)
-	}
-	for _, n := range names {
-		certDir := filepath.Join(t.TempDir(), n+"-cert")
-		if _, err := ca.IssueFederation(n, certDir, pki.LeafValidity); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"--federation-listen", f.fedAddr[n], "--federation-cert-dir", certDir,
-			"--federation-ca", filepath.Join(f.caDir, pki.CACertFile), "--federation-crl", filepath.Join(f.caDir, pki.CRLFile)}
-		for _, p := range names {
-			if p != n {
-				args = append(args, "--peer", p+"="+f.fedAddr[p])
-			}
-		}
-		f.servers[n] = newHomeserverWith(t, n, args, nil)
-	}
-	return f
+	return newFederationOpts(t, fedOptions{}, names...)
 }
 
 func (f *federation) start() {

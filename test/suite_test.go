@@ -61,21 +61,7 @@ func TestRoomInPostQuantumSuite(t *testing.T) {
 	}
 
 	secrets := []string{"PLAINTEXT-pq-alice-brca1-variant", "PLAINTEXT-pq-bob-pedigree", "PLAINTEXT-pq-carol-risk-estimate"}
-	alice.send(room, secrets[0])
-	bob.send(room, secrets[1])
-	carol.send(room, secrets[2])
-	for _, d := range []*device{alice, bob, carol} {
-		got := contents(d.sync(), room)
-		var want []string
-		for i, who := range []*device{alice, bob, carol} {
-			if who != d {
-				want = append(want, secrets[i])
-			}
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%s received %q, want %q", d.user, got, want)
-		}
-	}
+	exchangeSecrets(t, room, []*device{alice, bob, carol}, secrets)
 
 	// Carol is removed and reads nothing sent afterwards.
 	if err := alice.Remove(ctx, room, users["carol"]); err != nil {
